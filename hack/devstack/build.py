@@ -1,0 +1,158 @@
+"""Fetch or build every real component into the cache; each step is skipped when its output exists.
+
+Kafka jars come from Maven Central through hack/kafka/pom.xml; etcd and the Kubernetes binaries
+are built from the wrapper modules in hack/etcd and hack/kube; kwok and helm with `go install`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from devstack import paths, versions
+from devstack.errors import DevstackError
+from devstack.proc import require_tool
+
+_tidied: set[str] = set()  # wrapper modules resolved in this process
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+KWOK_STAGES = ("kustomize/stage/node/fast", "kustomize/stage/node/heartbeat-with-lease", "kustomize/stage/pod/fast")
+
+
+def say(message: str) -> None:
+    print(f"devstack: {message}", file=sys.stderr, flush=True)
+
+
+def build_all(kafka: bool = True, kube: bool = True) -> None:
+    steps = []
+    if kafka:
+        steps += [(f"Kafka {v} jars", lambda v=v: fetch_kafka(v)) for v in versions.KAFKA_VERSIONS]
+    if kube:
+        steps += [("etcd", build_etcd), ("kwok", build_kwok), ("helm", build_helm)]
+        steps += [(name, lambda name=name: build_kube(name)) for name in KUBE_BINARIES]
+    for index, (what, step) in enumerate(steps, 1):
+        step(progress=f"[{index}/{len(steps)}] {what}")
+
+
+def kafka_ready(version: str) -> bool:
+    libs = paths.kafka_libs(version)
+    return libs.is_dir() and any(libs.glob(f"kafka_2.13-{version}.jar"))
+
+
+def fetch_kafka(version: str, progress: str = "") -> None:
+    if kafka_ready(version):
+        return
+    mvn = require_tool("mvn", "install Maven and Java 17 (apt-get install maven openjdk-17-jdk-headless)")
+    require_tool("java", "install Java 17 (apt-get install openjdk-17-jdk-headless)")
+    libs = paths.kafka_libs(version)
+    staging = libs.with_name("libs.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    argv = [mvn, "-B", "-q", "-f", str(paths.HACK_DIR / "kafka" / "pom.xml"),
+            f"-Dkafka.version={version}", f"-Dlibs.dir={staging}", "dependency:copy-dependencies"]
+    if not versions.has_zookeeper_mode(version):
+        argv.append("-Dkafka.log4j2=true")
+    _run_with_heartbeat(argv, f"{progress} resolving Kafka {version} from Maven Central",
+                        cwd=paths.cache_dir())
+    staging.rename(libs)  # only a complete download counts as cached
+
+
+def build_etcd(progress: str = "") -> None:
+    _go_build_in_wrapper("etcd", "go.etcd.io/etcd/server/v3", "etcd", progress)
+
+
+def build_kube(binary: str, progress: str = "") -> None:
+    _go_build_in_wrapper("kube", f"k8s.io/kubernetes/cmd/{binary}", binary, progress)
+
+
+def build_kwok(progress: str = "") -> None:
+    _go_install(f"sigs.k8s.io/kwok/cmd/kwok@{versions.KWOK}", "kwok", progress)
+    stages = paths.kwok_stages_file()
+    if stages.exists():
+        return
+    module_dir = Path(_go_env("GOMODCACHE")) / f"sigs.k8s.io/kwok@{versions.KWOK}"
+    if not module_dir.is_dir():  # the module cache was cleaned after kwok was installed
+        _run_with_heartbeat([_go(), "mod", "download", f"sigs.k8s.io/kwok@{versions.KWOK}"],
+                            "downloading kwok's stage definitions", cwd=paths.cache_dir())
+    documents = []
+    for stage_dir in KWOK_STAGES:
+        for path in sorted((module_dir / stage_dir).glob("*.yaml")):
+            if path.name != "kustomization.yaml":
+                documents.append(path.read_text().strip())
+    if not documents:
+        raise DevstackError(f"no kwok stage definitions found under {module_dir}")
+    stages.parent.mkdir(parents=True, exist_ok=True)
+    stages.write_text("\n---\n".join(documents) + "\n")
+
+
+def build_helm(progress: str = "") -> None:
+    _go_install(f"helm.sh/helm/v4/cmd/helm@{versions.HELM}", "helm", progress)
+
+
+def kube_ready() -> bool:
+    names = ("etcd", "kwok", "helm") + KUBE_BINARIES
+    return all((paths.bin_dir() / n).exists() for n in names) and paths.kwok_stages_file().exists()
+
+
+def _go() -> str:
+    return require_tool("go", "install Go >= 1.26 (https://go.dev/doc/install) and put it on PATH")
+
+
+def _go_env(name: str) -> str:
+    return subprocess.run([_go(), "env", name], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _go_install(package: str, binary: str, progress: str) -> None:
+    target = paths.bin_dir() / binary
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run_with_heartbeat([_go(), "install", package], f"{progress} building {package}",
+                        env_extra={"GOBIN": str(target.parent)}, cwd=paths.cache_dir())
+
+
+def _go_build_in_wrapper(wrapper: str, package: str, binary: str, progress: str) -> None:
+    """Build in a copy of hack/<wrapper> inside the cache, so the repository is never written."""
+    target = paths.bin_dir() / binary
+    if target.exists():
+        return
+    work = paths.cache_dir() / "build" / wrapper
+    if wrapper not in _tidied:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(paths.HACK_DIR / wrapper, work)
+        _run_with_heartbeat([_go(), "mod", "tidy"], f"{progress} resolving Go modules for {wrapper}", cwd=work)
+        _tidied.add(wrapper)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    _run_with_heartbeat([_go(), "build", "-o", str(partial), package], f"{progress} building {binary}", cwd=work)
+    partial.rename(target)
+
+
+def _run_with_heartbeat(argv: list[str], what: str, cwd: Path, env_extra: dict | None = None) -> None:
+    """Run a long build step, saying every 30 s that it is still going (go build prints nothing)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    log = paths.cache_dir() / "build.log"
+    say(f"{what} ...")
+    started = time.monotonic()
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        while not done.wait(30):
+            say(f"  ... still {what.split('] ', 1)[-1]} ({time.monotonic() - started:.0f}s)")
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    try:
+        with open(log, "a") as out:
+            out.write(f"\n$ {' '.join(argv)}\n")
+            out.flush()
+            result = subprocess.run(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, **(env_extra or {})})
+    finally:
+        done.set()
+    if result.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
+        raise DevstackError(f"{what.split('] ', 1)[-1]} failed (exit {result.returncode}): {tail[0]}; see {log}")
+    say(f"  done in {time.monotonic() - started:.0f}s")

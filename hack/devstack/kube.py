@@ -1,0 +1,201 @@
+"""A real Kubernetes control plane from Go-built binaries: etcd, kube-apiserver (token auth, RBAC,
+service-account signing, audit log), kube-controller-manager, kube-scheduler, and kwok giving
+simulated Nodes that the real scheduler places real Pods on.
+
+Default nodes: three `metadata` nodes (ZooKeeper ensembles and KRaft controllers), three `broker`
+nodes, each labelled `kafka.usecase.dev/pool=<pool>` and tainted `kafka.usecase.dev/pool=<pool>:NoSchedule`,
+and two untainted `general` nodes for everything else (the operator itself).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import ssl
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from devstack import build, paths
+from devstack.errors import DevstackError
+from devstack.proc import Stack, eventually, require_free_ports, require_tool, run
+
+HOST = "127.0.0.1"
+ETCD_PORT, ETCD_PEER_PORT = 23790, 23800
+APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT = 16443, 10257, 10259
+KWOK_PORT = 10247
+SERVICE_CIDR = "10.0.0.0/24"
+POOLS = {"metadata": 3, "broker": 3, "general": 2}
+ADMIN_USER = "admin"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                                undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+@dataclass(frozen=True)
+class KubeNode:
+    name: str
+    pool: str | None  # None: untainted general-purpose node
+
+
+def default_nodes() -> list[KubeNode]:
+    return [KubeNode(f"kwok-{pool}-{i}", None if pool == "general" else pool)
+            for pool, count in POOLS.items() for i in range(count)]
+
+
+def render_nodes(nodes: list[KubeNode]) -> str:
+    return _templates.get_template("nodes.yaml.j2").render(nodes=nodes)
+
+
+def kubeconfig(server: str, ca_file: Path, token: str) -> str:
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: devstack
+  cluster:
+    server: {server}
+    certificate-authority: {ca_file}
+users:
+- name: {ADMIN_USER}
+  user:
+    token: {token}
+contexts:
+- name: devstack
+  context:
+    cluster: devstack
+    user: {ADMIN_USER}
+    namespace: default
+current-context: devstack
+"""
+
+
+def binary(name: str) -> str:
+    path = paths.bin_dir() / name
+    if not path.exists():
+        raise DevstackError(f"{name} is not built ({path} is missing): run `devstack build` (or `make setup`)")
+    return str(path)
+
+
+def up(run_root: Path) -> Stack:
+    existing = Stack.load("kube", run_root)
+    if existing and existing.running():
+        if set(existing.running()) == set(COMPONENTS):
+            return existing
+        raise DevstackError(f"the control plane is partly running ({', '.join(existing.running())}): "
+                            "run `devstack down kube` first")
+    if not build.kube_ready():
+        raise DevstackError("the Kubernetes components are not built: run `devstack build` (or `make setup`)")
+    require_tool("openssl", "install OpenSSL (apt-get install openssl)")
+    require_free_ports([(HOST, p) for p in (ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT, CONTROLLER_MANAGER_PORT,
+                                            SCHEDULER_PORT, KWOK_PORT)], "kube")
+    stack = Stack("kube", run_root / "kube")
+    if stack.root.exists():
+        shutil.rmtree(stack.root)
+    (stack.root / "pki").mkdir(parents=True)
+    files = _write_credentials(stack.root)
+    stack.config = {"kubeconfig": str(files["kubeconfig"]), "server": f"https://{HOST}:{APISERVER_PORT}",
+                    "audit_log": str(stack.root / "logs" / "audit.log")}
+    stack.save()
+    try:
+        for component, start, ready in _steps(stack, files):
+            started = time.monotonic()
+            start()
+            eventually(ready, 120, component, log=stack.log(component), alive=lambda c=component: stack.alive(c))
+            stack.startup_seconds[component] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        kubectl(stack, "apply", "-f", "-", input=render_nodes(default_nodes()))
+        kubectl(stack, "wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=90s", timeout=120)
+        stack.startup_seconds["nodes-ready"] = round(time.monotonic() - started, 1)
+        stack.save()
+    except BaseException:
+        down(run_root)
+        raise
+    return stack
+
+
+
+def down(run_root: Path) -> bool:
+    stack = Stack.load("kube", run_root)
+    if not stack or not stack.running():
+        return False
+    for component in reversed(COMPONENTS):  # etcd last: the others write to it on the way out
+        stack.stop([component], grace=5)
+    return True
+
+
+def kubectl(stack: Stack, *args: str, input: str | None = None, timeout: float = 60) -> str:
+    return run([binary("kubectl"), "--kubeconfig", stack.config["kubeconfig"], *args],
+               f"kubectl {' '.join(args[:2])}", input=input, timeout=timeout)
+
+
+def _write_credentials(root: Path) -> dict[str, Path]:
+    pki = root / "pki"
+    files = {"cert": pki / "apiserver.crt", "key": pki / "apiserver.key", "sa_key": pki / "sa.key",
+             "sa_pub": pki / "sa.pub", "tokens": pki / "tokens.csv", "kubeconfig": root / "kubeconfig",
+             "audit_policy": pki / "audit-policy.yaml"}
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", "/CN=devstack-apiserver",
+         "-addext", f"subjectAltName=IP:{HOST},DNS:localhost,DNS:kubernetes.default.svc",
+         "-keyout", str(files["key"]), "-out", str(files["cert"])], "creating the API server's certificate")
+    run(["openssl", "genrsa", "-out", str(files["sa_key"]), "2048"], "creating the service-account signing key")
+    run(["openssl", "rsa", "-in", str(files["sa_key"]), "-pubout", "-out", str(files["sa_pub"])],
+        "deriving the service-account public key")
+    token = secrets.token_urlsafe(32)
+    files["tokens"].write_text(f"{token},{ADMIN_USER},admin-uid,system:masters\n")
+    files["kubeconfig"].write_text(kubeconfig(f"https://{HOST}:{APISERVER_PORT}", files["cert"], token))
+    shutil.copy(Path(__file__).parent / "templates" / "audit-policy.yaml", files["audit_policy"])
+    for path in files.values():
+        path.chmod(0o600)
+    return files
+
+
+def _steps(stack: Stack, files: dict[str, Path]):
+    """(component, start, ready) in start-up order."""
+    root, logs = stack.root, stack.root / "logs"
+    kubeconfig_flags = [f"--kubeconfig={files['kubeconfig']}", f"--authentication-kubeconfig={files['kubeconfig']}",
+                        f"--authorization-kubeconfig={files['kubeconfig']}", f"--bind-address={HOST}"]
+    token = files["tokens"].read_text().split(",")[0]
+    etcd_url = f"http://{HOST}:{ETCD_PORT}"
+    yield "etcd", lambda: stack.start("etcd", [
+        binary("etcd"), f"--data-dir={root / 'etcd'}", f"--listen-client-urls={etcd_url}",
+        f"--advertise-client-urls={etcd_url}", f"--listen-peer-urls=http://{HOST}:{ETCD_PEER_PORT}",
+        f"--initial-advertise-peer-urls=http://{HOST}:{ETCD_PEER_PORT}",
+        f"--initial-cluster=default=http://{HOST}:{ETCD_PEER_PORT}", "--unsafe-no-fsync", "--log-level=warn",
+    ]), lambda: _http_ok(f"{etcd_url}/health")
+    yield "kube-apiserver", lambda: stack.start("kube-apiserver", [
+        binary("kube-apiserver"), f"--etcd-servers={etcd_url}", f"--bind-address={HOST}",
+        f"--advertise-address={HOST}", f"--secure-port={APISERVER_PORT}",
+        f"--tls-cert-file={files['cert']}", f"--tls-private-key-file={files['key']}", f"--token-auth-file={files['tokens']}",
+        "--authorization-mode=Node,RBAC", f"--service-account-key-file={files['sa_pub']}",
+        f"--service-account-signing-key-file={files['sa_key']}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-cluster-ip-range={SERVICE_CIDR}", "--disable-admission-plugins=ServiceAccount",
+        f"--audit-policy-file={files['audit_policy']}", f"--audit-log-path={logs / 'audit.log'}",
+        "--audit-log-maxsize=200", "--audit-log-maxbackup=1", "--audit-log-mode=batch",
+        "--audit-log-batch-max-wait=1s", "--profiling=false", "--v=1",
+    ]), lambda: _http_ok(f"https://{HOST}:{APISERVER_PORT}/readyz", token)
+    yield "kube-controller-manager", lambda: stack.start("kube-controller-manager", [
+        binary("kube-controller-manager"), *kubeconfig_flags, f"--secure-port={CONTROLLER_MANAGER_PORT}",
+        f"--service-account-private-key-file={files['sa_key']}", f"--root-ca-file={files['cert']}",
+        "--controllers=*", "--leader-elect=false", "--use-service-account-credentials=false", "--v=1",
+    ]), lambda: _http_ok(f"https://{HOST}:{CONTROLLER_MANAGER_PORT}/healthz")
+    yield "kube-scheduler", lambda: stack.start("kube-scheduler", [
+        binary("kube-scheduler"), *kubeconfig_flags, f"--secure-port={SCHEDULER_PORT}", "--leader-elect=false", "--v=1",
+    ]), lambda: _http_ok(f"https://{HOST}:{SCHEDULER_PORT}/healthz")
+    yield "kwok", lambda: stack.start("kwok", [
+        binary("kwok"), f"--kubeconfig={files['kubeconfig']}", f"--config={paths.kwok_stages_file()}",
+        "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1", f"--server-address={HOST}:{KWOK_PORT}",
+    ]), lambda: _http_ok(f"http://{HOST}:{KWOK_PORT}/healthz")
+
+
+def _http_ok(url: str, token: str | None = None) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # a health probe of our own local process
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=2, context=context) as response:
+        return response.status == 200

@@ -1,0 +1,18 @@
+"""Pinned versions of every real component (see shared STACK.md for why each was chosen)."""
+
+KAFKA_KRAFT = "4.3.1"  # newest 4.x whose kafka-tools-api resolves from Maven Central
+KAFKA_ZOOKEEPER = "3.9.2"  # last line with ZooKeeper mode; brings ZooKeeper 3.8.4
+KAFKA_VERSIONS = (KAFKA_ZOOKEEPER, KAFKA_KRAFT)
+
+KUBERNETES = "v1.36.3"  # k8s.io/kubernetes; its staging modules are published as v0.36.3
+ETCD = "v3.6.16"
+KWOK = "v0.8.0"
+HELM = "v4.3.1"
+
+
+def default_kafka_version(mode: str) -> str:
+    return KAFKA_KRAFT if mode == "kraft" else KAFKA_ZOOKEEPER
+
+
+def has_zookeeper_mode(kafka_version: str) -> bool:
+    return int(kafka_version.split(".")[0]) < 4
