@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
@@ -26,24 +28,24 @@ def grant_topic(admin: AdminClient, user: str, topic: str, *operations: AclOpera
 
 
 def produce_as(bootstrap: str, user: str, password: str, topic: str, timeout: float = 20) -> int | None:
-    """Produce one message as `user`; None on success, else the first KafkaError code seen.
+    """Produce one message as `user`; None on success, else the KafkaError code that stopped it.
 
-    Authentication failures arrive through error_cb (the message itself would only time out),
-    so both channels are watched.
+    An authentication failure arrives through error_cb while the message itself would only time
+    out, so both channels are watched and an authentication error ends the wait at once.
     """
-    errors: list[int] = []
+    client_errors: list[int] = []
     producer = Producer({
         "bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": user, "sasl.password": password, "message.timeout.ms": int(timeout * 1000),
-        "error_cb": lambda error: errors.append(error.code()),
+        "error_cb": lambda error: client_errors.append(error.code()),
     })
     delivery: list[KafkaError | None] = []
     producer.produce(topic, b"hello", on_delivery=lambda error, _msg: delivery.append(error))
-    remaining = producer.flush(timeout + 5)
-    if delivery and delivery[0] is None:
-        return None
-    if errors:  # an authentication failure says why better than the timeout it causes
-        return errors[0] if KafkaError._AUTHENTICATION not in errors else KafkaError._AUTHENTICATION
+    deadline = time.monotonic() + timeout + 5
+    while not delivery and KafkaError._AUTHENTICATION not in client_errors and time.monotonic() < deadline:
+        producer.poll(0.1)
+    if KafkaError._AUTHENTICATION in client_errors:
+        return KafkaError._AUTHENTICATION
     if delivery:
-        return delivery[0].code()
-    return KafkaError._MSG_TIMED_OUT if remaining else KafkaError._FAIL
+        return None if delivery[0] is None else delivery[0].code()
+    return KafkaError._MSG_TIMED_OUT

@@ -1,0 +1,165 @@
+"""pytest fixtures on the devstack: real Kafka in both metadata modes and the real control plane.
+
+Session-scoped and lazy: a cluster starts when the first test asks for it, is reused when a
+matching one already runs (e.g. from `devstack up`), and is stopped at the end only when this
+session started it. A component that cannot be had fails the test with the reason; nothing skips.
+Sizes come from DEVSTACK_BROKERS and DEVSTACK_ZOOKEEPERS (default 1; `make test-slow` uses 3).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devstack import build, kafka, kube, paths, proc
+from devstack.errors import DevstackError
+
+_started: list[tuple[str, object]] = []  # (what, stop) for what this session started
+_startup: dict[str, dict[str, float]] = {}
+
+
+@dataclass(frozen=True)
+class KafkaEndpoint:
+    mode: str
+    version: str
+    bootstrap_servers: str
+    admin_user: str
+    admin_password: str
+
+    def client_config(self, user: str | None = None, password: str | None = None) -> dict:
+        return {"bootstrap.servers": self.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user or self.admin_user,
+                "sasl.password": password if password is not None else self.admin_password}
+
+
+@dataclass(frozen=True)
+class KubeEndpoint:
+    kubeconfig: Path
+    server: str
+    audit_log: Path
+    stack: proc.Stack
+
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
+        return kube.kubectl(self.stack, *args, input=input, timeout=timeout)
+
+
+def _size(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
+
+
+def _start_kafka(mode: str) -> KafkaEndpoint:
+    brokers = _size("DEVSTACK_BROKERS") or 1
+    zookeepers = _size("DEVSTACK_ZOOKEEPERS") if mode == "zookeeper" else None
+    cluster = kafka.plan(mode, brokers=brokers, zookeepers=zookeepers)
+    if not build.kafka_ready(cluster.version):
+        pytest.fail(f"Kafka {cluster.version} jars are missing from {paths.kafka_libs(cluster.version)}: "
+                    "run `make setup` (or `devstack build kafka`)", pytrace=False)
+    run_root = paths.run_dir()
+    already = proc.Stack.load(cluster.name, run_root)
+    was_running = bool(already and already.running())
+    try:
+        stack = kafka.up(cluster, run_root)
+    except DevstackError as error:
+        pytest.fail(f"devstack could not start {cluster.name}: {error}", pytrace=False)
+    if not was_running:
+        _started.append((cluster.name, lambda: kafka.down(mode, run_root)))
+    _startup[cluster.name] = dict(stack.startup_seconds)
+    config = kafka.admin_config(stack)
+    return KafkaEndpoint(mode, cluster.version, config["bootstrap.servers"], config["sasl.username"],
+                         config["sasl.password"])
+
+
+@pytest.fixture(scope="session")
+def kafka_kraft() -> KafkaEndpoint:
+    return _start_kafka("kraft")
+
+
+@pytest.fixture(scope="session")
+def kafka_zookeeper() -> KafkaEndpoint:
+    return _start_kafka("zookeeper")
+
+
+@pytest.fixture(scope="session", params=["kraft", "zookeeper"])
+def kafka_cluster(request) -> KafkaEndpoint:
+    """Runs the test once per metadata mode: 4.3.1 in KRaft mode, 3.9.2 with ZooKeeper."""
+    return request.getfixturevalue(f"kafka_{request.param}")
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> KubeEndpoint:
+    if not build.kube_ready():
+        pytest.fail("the Kubernetes components are not built: run `make setup` (or `devstack build kube`)",
+                    pytrace=False)
+    run_root = paths.run_dir()
+    already = proc.Stack.load("kube", run_root)
+    was_running = bool(already and already.running())
+    try:
+        stack = kube.up(run_root)
+    except DevstackError as error:
+        pytest.fail(f"devstack could not start the control plane: {error}", pytrace=False)
+    if not was_running:
+        _started.append(("kube", lambda: kube.down(run_root)))
+    _startup["kube"] = dict(stack.startup_seconds)
+    return KubeEndpoint(Path(stack.config["kubeconfig"]), stack.config["server"], Path(stack.config["audit_log"]),
+                        stack)
+
+
+class _PeakMemory:
+    """Samples the RSS of every devstack process, plus this pytest process, every second."""
+
+    def __init__(self) -> None:
+        self.peak_total = 0.0
+        self.peak_by_component: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            total = proc.rss_mb(os.getpid())
+            self.peak_by_component["pytest"] = max(self.peak_by_component.get("pytest", 0), total)
+            for name in ("kube", *(f"kafka-{m}" for m in kafka.MODES)):
+                stack = proc.Stack.load(name, paths.run_dir())
+                for component, rss in (stack.rss_mb() if stack else {}).items():
+                    key = f"{name}/{component}"
+                    self.peak_by_component[key] = max(self.peak_by_component.get(key, 0), rss)
+                    total += rss
+            self.peak_total = max(self.peak_total, total)
+
+
+_memory = _PeakMemory()
+
+
+def pytest_sessionstart(session) -> None:
+    _memory.start()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    _memory.stop()
+    for what, stop in reversed(_started):
+        try:
+            stop()
+        except Exception as error:  # report, and still stop the rest
+            print(f"\ndevstack: stopping {what} failed: {error}")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _startup and _memory.peak_total == 0:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("devstack")
+    for name, timings in _startup.items():
+        write(f"start-up {name}: " + ", ".join(f"{c} {s}s" for c, s in timings.items()))
+    top = sorted(_memory.peak_by_component.items(), key=lambda item: -item[1])
+    write(f"peak RSS of the suite (devstack + pytest, summed per sample): {_memory.peak_total:.0f} MB; "
+          + ", ".join(f"{k} {v:.0f}" for k, v in top))
