@@ -51,6 +51,10 @@ def render_nodes(nodes: list[KubeNode]) -> str:
     return _templates.get_template("nodes.yaml.j2").render(nodes=nodes)
 
 
+def example_quorum_statefulset() -> str:
+    return (Path(__file__).parent / "templates" / "quorum-statefulset.yaml").read_text()
+
+
 def kubeconfig(server: str, ca_file: Path, token: str) -> str:
     return f"""apiVersion: v1
 kind: Config

@@ -27,4 +27,5 @@ def kwok_stages_file() -> Path:
 
 
 def run_dir() -> Path:
-    return Path(os.environ.get("DEVSTACK_RUN_DIR", cache_dir() / "run"))
+    default = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "kafka-usecase-operator"
+    return Path(os.environ.get("DEVSTACK_RUN_DIR", default / "devstack"))

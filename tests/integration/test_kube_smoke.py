@@ -5,7 +5,6 @@ ownerReferences, and helm installing a chart."""
 import copy
 import json
 import subprocess
-import textwrap
 import time
 import uuid
 
@@ -150,40 +149,9 @@ def test_service_account_token_needs_a_role_binding(api, namespace):
     eventually(allowed, timeout=30)
 
 
-STATEFULSET = textwrap.dedent("""
-    apiVersion: apps/v1
-    kind: StatefulSet
-    metadata:
-      name: quorum
-    spec:
-      replicas: 3
-      serviceName: quorum
-      podManagementPolicy: Parallel
-      selector:
-        matchLabels: {app: quorum}
-      template:
-        metadata:
-          labels: {app: quorum}
-        spec:
-          nodeSelector:
-            kafka.usecase.dev/pool: metadata
-          tolerations:
-            - {key: kafka.usecase.dev/pool, operator: Equal, value: metadata, effect: NoSchedule}
-          affinity:
-            podAntiAffinity:
-              requiredDuringSchedulingIgnoredDuringExecution:
-                - labelSelector:
-                    matchLabels: {app: quorum}
-                  topologyKey: kubernetes.io/hostname
-          containers:
-            - name: zookeeper
-              image: zookeeper:3.8.4
-""")
-
-
 def test_statefulset_gets_one_ready_pod_per_dedicated_node_and_is_garbage_collected(kube_cluster, api, namespace):
     core = client.CoreV1Api(api)
-    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=STATEFULSET)
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=kube.example_quorum_statefulset())
 
     def all_ready():
         """3 pods Running and Ready"""
