@@ -30,10 +30,10 @@ def say(message: str) -> None:
 def build_all(kafka: bool = True, kube: bool = True) -> None:
     steps = []
     if kafka:
-        steps += [(f"Kafka {v} jars", lambda v=v: fetch_kafka(v)) for v in versions.KAFKA_VERSIONS]
+        steps += [(f"Kafka {v} jars", lambda progress, v=v: fetch_kafka(v, progress)) for v in versions.KAFKA_VERSIONS]
     if kube:
         steps += [("etcd", build_etcd), ("kwok", build_kwok), ("helm", build_helm)]
-        steps += [(name, lambda name=name: build_kube(name)) for name in KUBE_BINARIES]
+        steps += [(name, lambda progress, name=name: build_kube(name, progress)) for name in KUBE_BINARIES]
     for index, (what, step) in enumerate(steps, 1):
         step(progress=f"[{index}/{len(steps)}] {what}")
 
