@@ -227,8 +227,13 @@ def down(mode: str, run_root: Path) -> bool:
 
 
 def _shape(cluster: ClusterPlan) -> str:
-    quorum = {"zookeeper": f"{cluster.quorum} zookeeper", "kraft": f"{cluster.quorum} controller"}[cluster.mode]
-    return f"Kafka {cluster.version} {cluster.mode}, {cluster.brokers} broker(s), {quorum}(s)"
+    if cluster.mode == "zookeeper":
+        layout = f"{cluster.brokers} broker(s), {cluster.quorum}-node ZooKeeper ensemble"
+    elif cluster.quorum == 0:
+        layout = "1 combined broker+controller node"
+    else:
+        layout = f"{cluster.brokers} broker(s), {cluster.quorum} dedicated controllers"
+    return f"Kafka {cluster.version} {cluster.mode}: {layout}"
 
 
 class _Launcher:
@@ -238,6 +243,7 @@ class _Launcher:
         self.java, self.cluster, self.stack = java, cluster, stack
         self.libs = paths.kafka_libs(cluster.version)
         self.started = time.monotonic()
+        self.launched: dict[str, float] = {}
         self.log4j2 = not versions.has_zookeeper_mode(cluster.version)
         logging_file = stack.root / ("log4j2.properties" if self.log4j2 else "log4j.properties")
         logging_file.write_text(_templates.get_template(logging_file.name + ".j2").render())
@@ -258,12 +264,17 @@ class _Launcher:
 
     def start(self, node: Node, main_class: str, config: Path, heap: str) -> None:
         self.stack.start(node.name, self.argv(main_class, str(config), heap=heap))
+        self.launched[node.name] = time.monotonic()
+
+    def wait_until(self, node: Node, check, what: str, timeout: float) -> None:
+        """Wait for one node; its start-up time counts from its own launch."""
+        eventually(check, timeout, f"{node.name} {what}", log=self.stack.log(node.name),
+                   alive=lambda: self.stack.alive(node.name),
+                   how_it_ended=lambda: self.stack.exit_status(node.name))
+        self.stack.startup_seconds[node.name] = round(time.monotonic() - self.launched[node.name], 1)
 
     def wait_listening(self, node: Node, port: int, timeout: float) -> None:
-        started = time.monotonic()
-        eventually(lambda: _accepts(node.host, port), timeout, f"{node.name} ({node.host}:{port})",
-                   log=self.stack.log(node.name), alive=lambda: self.stack.alive(node.name))
-        self.stack.startup_seconds[node.name] = round(time.monotonic() - started, 1)
+        self.wait_until(node, lambda: _accepts(node.host, port), f"listening on {node.host}:{port}", timeout)
 
 
 def _up_zookeeper_mode(launcher: _Launcher, admin_password: str) -> None:
@@ -276,10 +287,7 @@ def _up_zookeeper_mode(launcher: _Launcher, admin_password: str) -> None:
         config.write_text(render_zoo_cfg(cluster, node, data_dir))
         launcher.start(node, "org.apache.zookeeper.server.quorum.QuorumPeerMain", config, QUORUM_HEAP)
     for node in cluster.quorum_nodes:
-        started = time.monotonic()
-        eventually(lambda n=node: _zookeeper_serving(n.host), 90, f"{node.name} quorum ({node.host}:2181)",
-                   log=stack.log(node.name), alive=lambda n=node: stack.alive(n.name))
-        stack.startup_seconds[node.name] = round(time.monotonic() - started, 1)
+        launcher.wait_until(node, lambda n=node: _zookeeper_serving(n.host), f"serving a quorum on {node.host}:2181", 90)
     # The admin's SCRAM credential must exist before brokers authenticate to each other.
     run(launcher.argv("kafka.admin.ConfigCommand", "--zookeeper", cluster.zookeeper_connect, "--alter",
                       "--add-config", f"SCRAM-SHA-512=[password={admin_password}]",
@@ -323,7 +331,7 @@ def _up_kraft_mode(launcher: _Launcher, admin_password: str) -> None:
 def _wait_for_brokers(stack: Stack, brokers: int) -> None:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(admin_config(stack))
+    admin = AdminClient({**admin_config(stack), "log_level": 3})
 
     def all_registered() -> bool:
         return len(admin.describe_cluster(request_timeout=5).result(timeout=10).nodes) == brokers

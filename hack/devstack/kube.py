@@ -108,7 +108,8 @@ def up(run_root: Path) -> Stack:
         for component, start, ready in _steps(stack, files):
             started = time.monotonic()
             start()
-            eventually(ready, 120, component, log=stack.log(component), alive=lambda c=component: stack.alive(c))
+            eventually(ready, 120, component, log=stack.log(component), alive=lambda c=component: stack.alive(c),
+                       how_it_ended=lambda c=component: stack.exit_status(c))
             stack.startup_seconds[component] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         kubectl(stack, "apply", "-f", "-", input=render_nodes(default_nodes()))

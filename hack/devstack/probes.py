@@ -37,6 +37,7 @@ def produce_as(bootstrap: str, user: str, password: str, topic: str, timeout: fl
     producer = Producer({
         "bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": user, "sasl.password": password, "message.timeout.ms": int(timeout * 1000),
+        "log_level": 0,  # failures are reported through error_cb and delivery reports, not stderr
         "error_cb": lambda error: client_errors.append(error.code()),
     })
     delivery: list[KafkaError | None] = []
