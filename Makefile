@@ -7,7 +7,7 @@ PYTEST := $(BIN)/pytest
 # Slowest tests are printed at the end of every run.
 PYTEST_FLAGS ?= --durations=15
 
-.PHONY: setup venv components demo test test-unit test-slow bench lint clean
+.PHONY: setup venv components crds demo test test-unit test-slow bench lint clean
 
 setup: venv components
 
@@ -25,6 +25,10 @@ $(VENV)/.installed: pyproject.toml hack/pyproject.toml
 # ~/.cache/kafka-usecase-operator (about 20 minutes cold on 2 cores; seconds when cached).
 components: venv
 	$(BIN)/devstack build
+
+# The CRDs and docs/api.md are generated from the pydantic models; a unit test fails on drift.
+crds: venv
+	$(BIN)/python -m kafka_usecase_operator.api.schema --crds crds --docs docs/api.md
 
 demo: setup
 	$(BIN)/devstack demo

@@ -18,6 +18,7 @@ from devstack import build, kafka, kube, paths, probes
 from devstack.proc import Stack
 
 DEMO_NAMESPACE = "devstack-demo"
+REPO = paths.HACK_DIR.parent
 
 
 def run_demo() -> None:
@@ -36,6 +37,7 @@ def run_demo() -> None:
     for mode in kafka.MODES:
         _show_kafka(Stack.load(f"kafka-{mode}", run_root))
     _show_scheduling(kube_stack)
+    _show_custom_resources(kube_stack, Stack.load("kafka-kraft", run_root))
     print("\n== Use it ==")
     print("  eval $(.venv/bin/devstack env --mode kraft)     # or --mode zookeeper")
     print("  .venv/bin/devstack status                       # memory and start-up times")
@@ -65,6 +67,19 @@ def _show_kafka(stack: Stack) -> None:
         shown = "delivered" if got is None else KafkaError(got).name()
         verdict = "as expected" if got == expected else "UNEXPECTED"
         print(f"  {what:55} -> {shown} ({verdict})")
+
+
+def _show_custom_resources(kube_stack: Stack, kraft: Stack) -> None:
+    """Install the CRDs and apply the devstack examples: an external use case on the KRaft brokers."""
+    kube.kubectl(kube_stack, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kube.kubectl(kube_stack, "wait", "--for=condition=Established", "crd", "-l",
+                 "app.kubernetes.io/part-of=kafka-usecase-operator", "--timeout=60s")
+    examples = REPO / "examples" / "devstack"
+    kube.kubectl(kube_stack, "apply", "-f", str(examples / "namespace.yaml"))
+    kube.apply_external_admin_secret(kube_stack, kafka.admin_config(kraft), "devstack", "devstack-admin")
+    kube.kubectl(kube_stack, "apply", "-f", str(examples))
+    print("\n== The API: CRDs installed, examples/devstack applied (the operator does not reconcile them yet) ==")
+    print(kube.kubectl(kube_stack, "get", "kafka", "-n", "devstack"))
 
 
 def _show_scheduling(kube_stack: Stack) -> None:

@@ -9,6 +9,7 @@ and two untainted `general` nodes for everything else (the operator itself).
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import ssl
@@ -130,6 +131,16 @@ def down(run_root: Path) -> bool:
     for component in reversed(COMPONENTS):  # etcd last: the others write to it on the way out
         stack.stop([component], grace=5)
     return True
+
+
+def apply_external_admin_secret(stack: Stack, kafka_config: dict, namespace: str, name: str) -> None:
+    """The Secret an external KafkaUseCase names in `adminSecretRef` (keys username, password),
+    from a devstack Kafka cluster's admin credentials. Sent on stdin: never on a command line."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": name, "namespace": namespace,
+                           "labels": {"app.kubernetes.io/managed-by": "devstack"}},
+              "stringData": {"username": kafka_config["sasl.username"], "password": kafka_config["sasl.password"]}}
+    kubectl(stack, "apply", "-f", "-", input=json.dumps(secret))
 
 
 def kubectl(stack: Stack, *args: str, input: str | None = None, timeout: float = 60) -> str:

@@ -5,7 +5,7 @@ them (`make crds`), and handlers validate every spec with them again on entry.
 """
 
 from kafka_usecase_operator.api.acl import KafkaAcl, KafkaAclSpec, KafkaAclStatus
-from kafka_usecase_operator.api.common import Condition, InvalidSpec, Reason, parse_spec
+from kafka_usecase_operator.api.common import Condition, InvalidSpec, Kind, Reason
 from kafka_usecase_operator.api.topic import KafkaTopic, KafkaTopicSpec, KafkaTopicStatus
 from kafka_usecase_operator.api.usecase import KafkaUseCase, KafkaUseCaseSpec, KafkaUseCaseStatus
 from kafka_usecase_operator.api.user import KafkaUser, KafkaUserSpec, KafkaUserStatus
@@ -15,7 +15,7 @@ VERSION = "v1alpha1"
 KINDS = (KafkaUseCase, KafkaTopic, KafkaUser, KafkaAcl)
 
 __all__ = [
-    "GROUP", "VERSION", "KINDS", "Condition", "InvalidSpec", "Reason", "parse_spec",
+    "GROUP", "VERSION", "KINDS", "Condition", "InvalidSpec", "Kind", "Reason",
     "KafkaUseCase", "KafkaUseCaseSpec", "KafkaUseCaseStatus", "KafkaTopic", "KafkaTopicSpec", "KafkaTopicStatus",
     "KafkaUser", "KafkaUserSpec", "KafkaUserStatus", "KafkaAcl", "KafkaAclSpec", "KafkaAclStatus",
 ]

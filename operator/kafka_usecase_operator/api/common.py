@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Callable, ClassVar, Literal
@@ -184,21 +185,20 @@ class InvalidSpec(kopf.PermanentError):
     reason = Reason.INVALID_SPEC
 
 
-def parse_spec(model: type[Model], body: dict[str, Any]) -> Model:
-    """Validate `body["spec"]` with the kind's model, at handler entry.
-
-    Admission already checks the same rules, but an object stored before a schema change did not
-    pass them: it gets the same clear answer here.
-    """
-    try:
-        return model.model_validate(body.get("spec") or {}, context={"metadata": body.get("metadata") or {}})
-    except ValidationError as error:
-        raise InvalidSpec("; ".join(_describe(e) for e in error.errors())) from None
+def describe_errors(error: ValidationError, prefix: str = "spec") -> str:
+    """One line per problem, each starting with the field's path as the API server writes it
+    (spec.acls[0].operations), so both validators name fields the same way."""
+    return "; ".join(_describe(e, prefix) for e in error.errors())
 
 
-def _describe(error: dict) -> str:
-    path = ".".join(str(p) for p in ("spec", *error["loc"]))
+_RULE_FIELD = re.compile(r"^([A-Za-z][\w.\[\]]*): (.*)$", re.S)
+
+
+def _describe(error: dict, prefix: str) -> str:
+    path = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error" and (match := _RULE_FIELD.match(message)):
+        path, message = f"{path}.{match.group(1)}", match.group(2)  # a Rule names its own field
     return f"{path}: {message}"
 
 
@@ -237,10 +237,17 @@ class Kind:
         return self.kind.lower()
 
     def parse(self, body: dict[str, Any]) -> Model:
-        """Validate `body["spec"]` at handler entry; see `parse_spec`."""
-        spec = parse_spec(self.spec, body)
+        """Validate `body["spec"]` with the kind's model, at handler entry.
+
+        Admission already checks the same rules, but an object stored before a schema change did
+        not pass them: it gets the same clear answer here, as `InvalidSpec` naming the field.
+        """
+        try:
+            spec = self.spec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            raise InvalidSpec(describe_errors(error)) from None
         metadata = body.get("metadata") or {}
         for rule in self.object_rules:
             if rule.check is not None and not rule.check((spec, metadata)):
-                raise InvalidSpec(f"{rule.field_path.lstrip('.') if rule.field_path else self.kind}: {rule.message}")
+                raise InvalidSpec(f"{rule.field_path.lstrip('.')}: {rule.message}")
         return spec

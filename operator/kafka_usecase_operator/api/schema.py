@@ -25,21 +25,22 @@ def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> di
     """Rewrite one pydantic JSON Schema node (recursively) into a Kubernetes structural schema."""
     defs = schema.get("$defs", {}) if defs is None else defs
     node = {k: v for k, v in schema.items() if k not in ("$defs", "title")}
-    if "$ref" in node:
-        target = copy.deepcopy(defs[node.pop("$ref").rsplit("/", 1)[1]])
-        rules = target.get("x-kubernetes-validations", []) + node.pop("x-kubernetes-validations", [])
-        node = {**target, **node} | ({"x-kubernetes-validations": rules} if rules else {})
-        node.pop("title", None)
     if "anyOf" in node:
         variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
         types = {v.get("type") for v in variants}
         if types == {"integer", "string"}:
             node["x-kubernetes-int-or-string"] = True
-            node.pop("maxLength", None)
         elif len(variants) == 1:
             node = {**variants[0], **node}
         else:
             raise ValueError(f"no structural form for anyOf {variants}")
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node.pop("$ref").rsplit("/", 1)[1]])
+        rules = target.get("x-kubernetes-validations", []) + node.pop("x-kubernetes-validations", [])
+        node = {**target, **node} | ({"x-kubernetes-validations": rules} if rules else {})
+        node.pop("title", None)
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
     if node.get("x-kubernetes-int-or-string"):
         node.pop("type", None)
         node.pop("maxLength", None)

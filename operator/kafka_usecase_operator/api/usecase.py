@@ -79,10 +79,13 @@ class KafkaSpec(Model):
     replicas: Annotated[int, Field(ge=1, le=100)] = 3
     """Number of brokers."""
     resources: Resources | None = None
+    """CPU and memory of each broker."""
     storage: Storage = Storage()
+    """Each broker's PersistentVolumeClaim."""
     config: ConfigMap = {}
     """Broker configuration overrides on top of the profile's defaults, e.g. `log.retention.hours: 72`."""
     placement: Placement = Placement()
+    """Where brokers run: a dedicated pool is a nodeSelector plus a toleration for its taint."""
     image: Annotated[str | None, Field(max_length=512)] = None
     """Container image override; the default follows `version`."""
 
@@ -91,7 +94,9 @@ class QuorumSpec(Model):
     replicas: Annotated[int, Field(ge=1, le=7)] = 3
     """Number of nodes: 1, 3, 5 or 7 (a quorum needs a majority)."""
     resources: Resources | None = None
+    """CPU and memory of each node."""
     storage: Storage = Storage(size="5Gi")
+    """Each node's PersistentVolumeClaim."""
     placement: Placement = Placement()
     """Dedicated nodes: the operator adds a required anti-affinity so these pods never share a node
     with this cluster's brokers, and one pod per node."""
@@ -139,6 +144,8 @@ class LabelSelectorRequirement(Model):
 
 
 class LabelSelector(Model):
+    """A Kubernetes label selector over namespaces."""
+
     match_labels: Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=32)] = {}
     match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=16)] = []
 
@@ -210,6 +217,7 @@ class KafkaUseCaseSpec(Model):
     external: ExternalCluster | None = None
     """Manage topics, users and ACLs on a cluster this operator does not run."""
     access: Access = Access()
+    """Which namespaces may reference this use case (default: only its own)."""
 
 
 class KafkaUseCaseStatus(Status):
