@@ -205,7 +205,7 @@ class KafkaUseCaseSpec(Model):
     )
 
     profile: Literal["general", "analytics", "realtime", "critical"] = "general"
-    """Broker defaults tuned for a workload type (see docs/profiles.md); `kafka.config` overrides them."""
+    """Broker defaults tuned for a workload type; `kafka.config` overrides them."""
     kafka: KafkaSpec | None = None
     """The brokers. Defaults apply when unset (3 brokers, the mode's default version)."""
     metadata_quorum: MetadataQuorum | None = None
