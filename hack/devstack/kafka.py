@@ -185,7 +185,7 @@ def up(cluster: ClusterPlan, run_root: Path) -> Stack:
             return existing
         raise DevstackError(f"{cluster.name} already runs as {existing.config.get('shape')}: "
                             f"stop it first with `devstack down kafka --mode {cluster.mode}`")
-    java = require_tool("java", "install Java 17 (apt-get install openjdk-17-jdk-headless)")
+    require_tool("java", "install Java 17 (apt-get install openjdk-17-jdk-headless)")
     if not build.kafka_ready(cluster.version):
         raise DevstackError(f"Kafka {cluster.version} jars are not in {paths.kafka_libs(cluster.version)}: "
                             "run `devstack build` (or `make setup`)")
@@ -201,12 +201,12 @@ def up(cluster: ClusterPlan, run_root: Path) -> Stack:
     stack.config = {"shape": _shape(cluster), "mode": cluster.mode, "version": cluster.version,
                     "bootstrap_servers": cluster.bootstrap_servers, "admin_password_file": str(password_file)}
     stack.save()
-    launcher = _Launcher(java, cluster, stack)
+    launcher = JvmLauncher(stack, cluster.version)
     try:
         if cluster.mode == "zookeeper":
-            _up_zookeeper_mode(launcher, admin_password)
+            _up_zookeeper_mode(launcher, cluster, admin_password)
         else:
-            _up_kraft_mode(launcher, admin_password)
+            _up_kraft_mode(launcher, cluster, admin_password)
         _wait_for_brokers(stack, cluster.brokers)
         stack.startup_seconds["cluster"] = round(launcher.elapsed(), 1)
         stack.save()
@@ -236,15 +236,20 @@ def _shape(cluster: ClusterPlan) -> str:
     return f"Kafka {cluster.version} {cluster.mode}: {layout}"
 
 
-class _Launcher:
-    """Starts the JVMs of one cluster with the right classpath, heap and logging."""
+class JvmLauncher:
+    """Starts Kafka and ZooKeeper JVMs from a version's cached jars into a stack, with the right
+    classpath, heap and logging. Also used by tests that boot configurations rendered elsewhere."""
 
-    def __init__(self, java: str, cluster: ClusterPlan, stack: Stack):
-        self.java, self.cluster, self.stack = java, cluster, stack
-        self.libs = paths.kafka_libs(cluster.version)
+    def __init__(self, stack: Stack, version: str):
+        self.java = require_tool("java", "install Java 17 (apt-get install openjdk-17-jdk-headless)")
+        if not build.kafka_ready(version):
+            raise DevstackError(f"Kafka {version} jars are not in {paths.kafka_libs(version)}: "
+                                "run `devstack build` (or `make setup`)")
+        self.stack = stack
+        self.libs = paths.kafka_libs(version)
         self.started = time.monotonic()
         self.launched: dict[str, float] = {}
-        self.log4j2 = not versions.has_zookeeper_mode(cluster.version)
+        self.log4j2 = not versions.has_zookeeper_mode(version)
         logging_file = stack.root / ("log4j2.properties" if self.log4j2 else "log4j.properties")
         logging_file.write_text(_templates.get_template(logging_file.name + ".j2").render())
         self.logging_flag = (f"-Dlog4j2.configurationFile={logging_file}" if self.log4j2
@@ -257,59 +262,61 @@ class _Launcher:
         return [self.java, f"-Xmx{heap}", "-Xms64m", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
                 "-Djava.awt.headless=true", self.logging_flag, "-cp", f"{self.libs}/*", main_class, *args]
 
-    def node_dir(self, node: Node) -> Path:
-        path = self.stack.root / node.name
+    def node_dir(self, name: str) -> Path:
+        path = self.stack.root / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def start(self, node: Node, main_class: str, config: Path, heap: str) -> None:
-        self.stack.start(node.name, self.argv(main_class, str(config), heap=heap))
-        self.launched[node.name] = time.monotonic()
+    def start(self, name: str, main_class: str, config: Path, heap: str) -> None:
+        self.stack.start(name, self.argv(main_class, str(config), heap=heap))
+        self.launched[name] = time.monotonic()
 
-    def wait_until(self, node: Node, check, what: str, timeout: float) -> None:
+    def wait_until(self, name: str, check, what: str, timeout: float) -> None:
         """Wait for one node; its start-up time counts from its own launch."""
-        eventually(check, timeout, f"{node.name} {what}", log=self.stack.log(node.name),
-                   alive=lambda: self.stack.alive(node.name),
-                   how_it_ended=lambda: self.stack.exit_status(node.name))
-        self.stack.startup_seconds[node.name] = round(time.monotonic() - self.launched[node.name], 1)
+        eventually(check, timeout, f"{name} {what}", log=self.stack.log(name),
+                   alive=lambda: self.stack.alive(name), how_it_ended=lambda: self.stack.exit_status(name))
+        self.stack.startup_seconds[name] = round(time.monotonic() - self.launched[name], 1)
 
-    def wait_listening(self, node: Node, port: int, timeout: float) -> None:
-        self.wait_until(node, lambda: _accepts(node.host, port), f"listening on {node.host}:{port}", timeout)
+    def wait_listening(self, name: str, host: str, port: int, timeout: float) -> None:
+        self.wait_until(name, lambda: accepts(host, port), f"listening on {host}:{port}", timeout)
+
+    def wait_zookeeper(self, name: str, host: str, timeout: float = 90) -> None:
+        self.wait_until(name, lambda: zookeeper_serving(host), f"serving a quorum on {host}:{ZOOKEEPER_PORT}", timeout)
 
 
-def _up_zookeeper_mode(launcher: _Launcher, admin_password: str) -> None:
-    cluster, stack = launcher.cluster, launcher.stack
+def _up_zookeeper_mode(launcher: JvmLauncher, cluster: ClusterPlan, admin_password: str) -> None:
+    stack = launcher.stack
     for node in cluster.quorum_nodes:
-        data_dir = launcher.node_dir(node) / "data"
+        data_dir = launcher.node_dir(node.name) / "data"
         data_dir.mkdir()
         (data_dir / "myid").write_text(f"{node.id}\n")
-        config = launcher.node_dir(node) / "zoo.cfg"
+        config = launcher.node_dir(node.name) / "zoo.cfg"
         config.write_text(render_zoo_cfg(cluster, node, data_dir))
-        launcher.start(node, "org.apache.zookeeper.server.quorum.QuorumPeerMain", config, QUORUM_HEAP)
+        launcher.start(node.name, "org.apache.zookeeper.server.quorum.QuorumPeerMain", config, QUORUM_HEAP)
     for node in cluster.quorum_nodes:
-        launcher.wait_until(node, lambda n=node: _zookeeper_serving(n.host), f"serving a quorum on {node.host}:2181", 90)
+        launcher.wait_zookeeper(node.name, node.host)
     # The admin's SCRAM credential must exist before brokers authenticate to each other.
     run(launcher.argv("kafka.admin.ConfigCommand", "--zookeeper", cluster.zookeeper_connect, "--alter",
                       "--add-config", f"SCRAM-SHA-512=[password={admin_password}]",
                       "--entity-type", "users", "--entity-name", ADMIN_USER),
         "creating the admin SCRAM credential in ZooKeeper", log=stack.log("bootstrap"), timeout=120)
     for node in cluster.broker_nodes:
-        config = launcher.node_dir(node) / "server.properties"
-        _write_private(config, render_server_properties(cluster, node, launcher.node_dir(node) / "data", admin_password))
-        launcher.start(node, "kafka.Kafka", config, BROKER_HEAP)
+        config = launcher.node_dir(node.name) / "server.properties"
+        _write_private(config, render_server_properties(cluster, node, launcher.node_dir(node.name) / "data", admin_password))
+        launcher.start(node.name, "kafka.Kafka", config, BROKER_HEAP)
     for node in cluster.broker_nodes:
-        launcher.wait_listening(node, CLIENT_PORT, 120)
+        launcher.wait_listening(node.name, node.host, CLIENT_PORT, 120)
 
 
-def _up_kraft_mode(launcher: _Launcher, admin_password: str) -> None:
-    cluster, stack = launcher.cluster, launcher.stack
+def _up_kraft_mode(launcher: JvmLauncher, cluster: ClusterPlan, admin_password: str) -> None:
+    stack = launcher.stack
     cluster_id = new_cluster_id()
     controller_password = secrets.token_urlsafe(24)
     stack.config["cluster_id"] = cluster_id
     configs = {}
     for node in cluster.nodes:
-        config = launcher.node_dir(node) / "server.properties"
-        _write_private(config, render_server_properties(cluster, node, launcher.node_dir(node) / "data",
+        config = launcher.node_dir(node.name) / "server.properties"
+        _write_private(config, render_server_properties(cluster, node, launcher.node_dir(node.name) / "data",
                                                         admin_password, controller_password))
         configs[node.name] = config
 
@@ -322,10 +329,10 @@ def _up_kraft_mode(launcher: _Launcher, admin_password: str) -> None:
         list(pool.map(format_storage, cluster.nodes))
     for node in cluster.nodes:
         heap = BROKER_HEAP if "broker" in node.roles else QUORUM_HEAP
-        launcher.start(node, "kafka.Kafka", configs[node.name], heap)
+        launcher.start(node.name, "kafka.Kafka", configs[node.name], heap)
     for node in cluster.nodes:
         port = CLIENT_PORT if "broker" in node.roles else CONTROLLER_PORT
-        launcher.wait_listening(node, port, 180)
+        launcher.wait_listening(node.name, node.host, port, 180)
 
 
 def _wait_for_brokers(stack: Stack, brokers: int) -> None:
@@ -340,12 +347,12 @@ def _wait_for_brokers(stack: Stack, brokers: int) -> None:
                log=stack.log("broker-11"))
 
 
-def _accepts(host: str, port: int) -> bool:
+def accepts(host: str, port: int) -> bool:
     with socket.create_connection((host, port), timeout=1):
         return True
 
 
-def _zookeeper_serving(host: str) -> bool:
+def zookeeper_serving(host: str) -> bool:
     """`srvr` reports a Mode only once the node has joined a quorum (or runs standalone)."""
     with socket.create_connection((host, ZOOKEEPER_PORT), timeout=2) as sock:
         sock.sendall(b"srvr")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ class KafkaEndpoint:
     bootstrap_servers: str
     admin_user: str
     admin_password: str
+    stack: proc.Stack = field(compare=False, repr=False)  # to stop and restart nodes in fault tests
 
     def client_config(self, user: str | None = None, password: str | None = None) -> dict:
         return {"bootstrap.servers": self.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
@@ -71,7 +72,7 @@ def _start_kafka(mode: str) -> KafkaEndpoint:
     _startup[cluster.name] = dict(stack.startup_seconds)
     config = kafka.admin_config(stack)
     return KafkaEndpoint(mode, cluster.version, config["bootstrap.servers"], config["sasl.username"],
-                         config["sasl.password"])
+                         config["sasl.password"], stack)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,33 @@
+"""Config files for the pods: server.properties (brokers, KRaft controllers), zoo.cfg, log4j."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from kafka_usecase_operator.render.model import ClusterModel
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+)
+
+# Filled in by the container at start-up (see render/cluster.py: the start scripts).
+PLACEHOLDERS = ("@NODE_ID@", "@POD_HOST@", "@ADMIN_PASSWORD@", "@CONTROLLER_PASSWORD@")
+
+
+def broker_properties(cluster: ClusterModel) -> str:
+    return _templates.get_template("server.properties.j2").render(c=cluster, role="broker")
+
+
+def controller_properties(cluster: ClusterModel) -> str:
+    return _templates.get_template("server.properties.j2").render(c=cluster, role="controller")
+
+
+def zoo_cfg(cluster: ClusterModel) -> str:
+    return _templates.get_template("zoo.cfg.j2").render(c=cluster)
+
+
+def log4j_properties() -> str:
+    return _templates.get_template("log4j.properties.j2").render()

@@ -1,0 +1,135 @@
+"""A KafkaUseCase seen as the cluster it describes: names, DNS, node ids, effective settings.
+
+Every builder reads this one view, so a name or a default is decided in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka_usecase_operator.api.usecase import DEFAULT_KAFKA_VERSION, KafkaUseCaseSpec
+from kafka_usecase_operator.render import profiles
+
+CONTROLLER_ID_OFFSET = 1000  # KRaft node ids: brokers 0..N-1, controllers 1000.. (never collide)
+
+
+@dataclass(frozen=True)
+class Ports:
+    client: int = 9092
+    internal: int = 9091
+    controller: int = 9093
+    zookeeper: int = 2181
+
+
+@dataclass(frozen=True)
+class QuorumServer:
+    id: int
+    host: str
+
+
+@dataclass(frozen=True)
+class ClusterModel:
+    name: str
+    namespace: str
+    spec: KafkaUseCaseSpec
+    ports: Ports = Ports()
+    data_dir: str = "/var/lib/kafka/data"
+    zookeeper_data_dir: str = "/data"
+
+    # --- shape -------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self.spec.metadata_quorum.mode if self.spec.metadata_quorum else "kraft"
+
+    @property
+    def version(self) -> str:
+        return (self.spec.kafka and self.spec.kafka.version) or DEFAULT_KAFKA_VERSION[self.mode]
+
+    @property
+    def brokers(self) -> int:
+        return self.spec.kafka.replicas if self.spec.kafka else 3
+
+    @property
+    def quorum_size(self) -> int:
+        quorum = self.spec.zookeeper if self.mode == "zookeeper" else self.spec.controllers
+        return quorum.replicas if quorum else 3
+
+    @property
+    def profile(self) -> str:
+        return self.spec.profile
+
+    # --- names ---------------------------------------------------------------------------------
+    @property
+    def broker_set(self) -> str:
+        return f"{self.name}-kafka"
+
+    @property
+    def broker_headless(self) -> str:
+        return f"{self.name}-kafka-brokers"
+
+    @property
+    def bootstrap_service(self) -> str:
+        return f"{self.name}-kafka-bootstrap"
+
+    @property
+    def quorum_set(self) -> str:
+        return f"{self.name}-zookeeper" if self.mode == "zookeeper" else f"{self.name}-controllers"
+
+    @property
+    def quorum_headless(self) -> str:
+        return f"{self.quorum_set}-nodes"
+
+    @property
+    def zookeeper_client_service(self) -> str:
+        return f"{self.name}-zookeeper-client"
+
+    @property
+    def admin_secret(self) -> str:
+        return f"{self.name}-kafka-admin"
+
+    @property
+    def controller_secret(self) -> str:
+        return f"{self.name}-controller-credentials"
+
+    def pod_host(self, statefulset: str, headless: str, ordinal: int) -> str:
+        return f"{statefulset}-{ordinal}.{headless}.{self.namespace}.svc"
+
+    # --- addresses -----------------------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.bootstrap_service}.{self.namespace}.svc:{self.ports.client}"
+
+    @property
+    def zookeeper_chroot(self) -> str:
+        return f"/kafka-{self.name}"
+
+    @property
+    def zookeeper_connect(self) -> str:
+        hosts = ",".join(f"{s.host}:{self.ports.zookeeper}" for s in self.zookeeper_servers)
+        return hosts + self.zookeeper_chroot
+
+    @property
+    def zookeeper_servers(self) -> list[QuorumServer]:
+        """myid is the pod ordinal + 1 (ZooKeeper ids start at 1)."""
+        return [QuorumServer(i + 1, self.pod_host(self.quorum_set, self.quorum_headless, i))
+                for i in range(self.quorum_size)] if self.mode == "zookeeper" else []
+
+    @property
+    def voters(self) -> str:
+        if self.mode != "kraft":
+            return ""
+        return ",".join(f"{CONTROLLER_ID_OFFSET + i}@{self.pod_host(self.quorum_set, self.quorum_headless, i)}:"
+                        f"{self.ports.controller}" for i in range(self.quorum_size))
+
+    # --- settings ------------------------------------------------------------------------------
+    @property
+    def broker_config(self) -> dict[str, str]:
+        """The profile's defaults, overridden by spec.kafka.config; keys sorted for stable output."""
+        settings = profiles.broker_defaults(self.profile, self.brokers)
+        user = self.spec.kafka.config if self.spec.kafka else {}
+        settings.update({key: str(value) for key, value in user.items()})
+        return dict(sorted(settings.items()))
+
+
+def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec) -> ClusterModel:
+    return ClusterModel(name=name, namespace=namespace, spec=spec)

@@ -1,0 +1,70 @@
+"""The 3-node topologies really tolerate a lost node (make test-slow: 3 brokers, a 3-node ZooKeeper
+ensemble or 3 KRaft controllers). Producing with acks=all keeps working with one broker down, and
+the broker rejoins when it comes back; metadata changes keep working with one of three ZooKeeper
+nodes or KRaft controllers down."""
+
+import os
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from devstack import probes
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def three_brokers():
+    if os.environ.get("DEVSTACK_BROKERS") != "3":
+        pytest.fail("fault tests need 3 brokers: run them with `make test-slow` (DEVSTACK_BROKERS=3)", pytrace=False)
+
+
+def produce_acks_all(cluster, topic: str, count: int = 20) -> int:
+    producer = Producer({**cluster.client_config(), "acks": "all", "enable.idempotence": True,
+                         "message.timeout.ms": 30000, "log_level": 0})
+    delivered = []
+    for i in range(count):
+        producer.produce(topic, f"m{i}".encode(), on_delivery=lambda err, _m: delivered.append(err))
+    producer.flush(40)
+    return sum(1 for err in delivered if err is None)
+
+
+def brokers_up(admin) -> int:
+    return len(admin.describe_cluster(request_timeout=5).result(timeout=10).nodes)
+
+
+def wait_for(check, timeout=90):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not true after {timeout}s"
+        time.sleep(1)
+
+
+def test_acks_all_survives_a_broker_loss_and_the_broker_rejoins(kafka_cluster):
+    admin = AdminClient(kafka_cluster.client_config())
+    topic = f"durable-{uuid.uuid4().hex[:8]}"
+    probes.create_topic(admin, topic, partitions=3)  # replication factor 3, min.insync.replicas 2
+
+    kafka_cluster.stack.stop(["broker-13"])
+    try:
+        assert produce_acks_all(kafka_cluster, topic) == 20
+    finally:
+        kafka_cluster.stack.restart("broker-13")
+    wait_for(lambda: brokers_up(admin) == 3)
+    assert produce_acks_all(kafka_cluster, topic) == 20
+
+
+def test_metadata_quorum_keeps_working_with_one_node_down(kafka_cluster):
+    """One of three ZooKeeper nodes or KRaft controllers down: a majority remains."""
+    admin = AdminClient(kafka_cluster.client_config())
+    node = "zookeeper-3" if kafka_cluster.mode == "zookeeper" else "controller-3"
+    kafka_cluster.stack.stop([node])
+    try:
+        topic = f"quorum-{uuid.uuid4().hex[:8]}"
+        probes.create_topic(admin, topic)  # a metadata write: needs the quorum's majority
+        assert topic in admin.list_topics(timeout=20).topics
+    finally:
+        kafka_cluster.stack.restart(node)
