@@ -280,8 +280,8 @@ class JvmLauncher:
     def wait_listening(self, name: str, host: str, port: int, timeout: float) -> None:
         self.wait_until(name, lambda: accepts(host, port), f"listening on {host}:{port}", timeout)
 
-    def wait_zookeeper(self, name: str, host: str, timeout: float = 90) -> None:
-        self.wait_until(name, lambda: zookeeper_serving(host), f"serving a quorum on {host}:{ZOOKEEPER_PORT}", timeout)
+    def wait_zookeeper(self, name: str, host: str, port: int = ZOOKEEPER_PORT, timeout: float = 90) -> None:
+        self.wait_until(name, lambda: zookeeper_serving(host, port), f"serving a quorum on {host}:{port}", timeout)
 
 
 def _up_zookeeper_mode(launcher: JvmLauncher, cluster: ClusterPlan, admin_password: str) -> None:
@@ -352,9 +352,9 @@ def accepts(host: str, port: int) -> bool:
         return True
 
 
-def zookeeper_serving(host: str) -> bool:
+def zookeeper_serving(host: str, port: int = ZOOKEEPER_PORT) -> bool:
     """`srvr` reports a Mode only once the node has joined a quorum (or runs standalone)."""
-    with socket.create_connection((host, ZOOKEEPER_PORT), timeout=2) as sock:
+    with socket.create_connection((host, port), timeout=2) as sock:
         sock.sendall(b"srvr")
         reply = sock.makefile("rb").read().decode(errors="replace")
     return any(f"Mode: {m}" in reply for m in ("leader", "follower", "standalone"))
