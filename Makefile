@@ -26,9 +26,9 @@ $(VENV)/.installed: pyproject.toml hack/pyproject.toml
 components: venv
 	$(BIN)/devstack build
 
-# The CRDs and docs/api.md are generated from the pydantic models; a unit test fails on drift.
+# The CRDs, docs/api.md and docs/profiles.md are generated from the code; a unit test fails on drift.
 crds: venv
-	$(BIN)/python -m kafka_usecase_operator.api.schema --crds crds --docs docs/api.md
+	$(BIN)/python -m kafka_usecase_operator.api.schema --crds crds --docs docs/api.md --profiles docs/profiles.md
 
 demo: setup
 	$(BIN)/devstack demo

@@ -1,4 +1,4 @@
-"""Models -> CRDs and the API reference. `make crds` writes crds/*.yaml and docs/api.md.
+"""Models -> CRDs and the API reference. `make crds` writes crds/*.yaml, docs/api.md and docs/profiles.md.
 
 pydantic's JSON Schema is close to what the API server wants; the differences are made
 structural here: references inlined, `Optional` unwrapped, `int | str` as int-or-string,
@@ -17,6 +17,7 @@ import yaml
 
 from kafka_usecase_operator.api import GROUP, KINDS, VERSION
 from kafka_usecase_operator.api.common import Kind
+from kafka_usecase_operator.render.profiles import profiles_table
 
 LABELS = {"app.kubernetes.io/name": "kafka-usecase-operator", "app.kubernetes.io/part-of": "kafka-usecase-operator"}
 
@@ -197,12 +198,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Write the CRDs and the API reference from the models.")
     parser.add_argument("--crds", type=Path, default=Path("crds"))
     parser.add_argument("--docs", type=Path, default=Path("docs/api.md"))
+    parser.add_argument("--profiles", type=Path, default=Path("docs/profiles.md"))
     args = parser.parse_args()
     args.crds.mkdir(parents=True, exist_ok=True)
     for name, text in crd_files().items():
         (args.crds / name).write_text(text)
     args.docs.parent.mkdir(parents=True, exist_ok=True)
     args.docs.write_text(api_reference())
+    args.profiles.write_text(profiles_table())
 
 
 if __name__ == "__main__":

@@ -33,6 +33,17 @@ def log4j_properties() -> str:
     return _templates.get_template("log4j.properties.j2").render()
 
 
+def kafka_start_script(cluster: ClusterModel, role: str, node_id_offset: int, headless: str, config_file: str,
+                       log4j1: bool) -> str:
+    return _templates.get_template("start-kafka.sh.j2").render(
+        c=cluster, role=role, node_id_offset=node_id_offset, headless=headless, config_file=config_file,
+        log4j1=log4j1)
+
+
+def zookeeper_start_script(cluster: ClusterModel) -> str:
+    return _templates.get_template("start-zookeeper.sh.j2").render(c=cluster)
+
+
 def fill_placeholders(text: str, node_id: int, pod_host: str, admin_password: str,
                       controller_password: str = "") -> str:
     """What a pod's start script does to its ConfigMap's template (with sed), in Python: used to

@@ -1,0 +1,302 @@
+"""KafkaUseCase -> the Kubernetes objects of its cluster, as plain dicts (applied elsewhere).
+
+Brokers: StatefulSet, headless and bootstrap Services, PodDisruptionBudget, ConfigMap (config
+template, start script, log4j). The metadata quorum: a ZooKeeper ensemble or KRaft controllers,
+each with the same set of objects, on dedicated nodes: one pod per node and never on a node of this
+cluster's brokers (required anti-affinity). NetworkPolicies let in only what must get in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kafka_usecase_operator.api.usecase import Placement, Resources, Storage
+from kafka_usecase_operator.render import config, images
+from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel
+
+GROUP = "kafka.usecase.dev"
+USE_CASE_LABEL = f"{GROUP}/use-case"
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
+MANAGED_BY = "kafka-usecase-operator"
+KAFKA_UID = 1000  # the apache/kafka image's appuser; the zookeeper image runs as uid 1000 too
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The KafkaUseCase every child points back to, for garbage collection."""
+
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": f"{GROUP}/v1alpha1", "kind": "KafkaUseCase", "name": self.name, "uid": self.uid,
+                "controller": True, "blockOwnerDeletion": True}
+
+
+@dataclass(frozen=True)
+class OperatorIdentity:
+    """Where the operator runs, so NetworkPolicies can let it reach brokers and the quorum."""
+
+    namespace: str
+    pod_labels: tuple[tuple[str, str], ...] = (("app.kubernetes.io/name", "kafka-usecase-operator"),)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One StatefulSet-backed part of the cluster: brokers, ZooKeeper, or KRaft controllers."""
+
+    name: str  # app.kubernetes.io/component
+    statefulset: str
+    headless: str
+    replicas: int
+    image: str
+    ports: dict[str, int]
+    config_file: str  # the ConfigMap key holding this component's config
+    storage: Storage
+    resources: Resources | None
+    placement: Placement
+    node_id_offset: int = 0
+
+
+def components(c: ClusterModel) -> tuple[Component, Component]:
+    """(brokers, quorum)."""
+    kafka = c.spec.kafka
+    brokers = Component(
+        "broker", c.broker_set, c.broker_headless, c.brokers, images.kafka_image(c.version, kafka and kafka.image),
+        {"client": c.ports.client, "internal": c.ports.internal}, "server.properties",
+        kafka.storage if kafka else Storage(), kafka.resources if kafka else None,
+        kafka.placement if kafka else Placement())
+    if c.mode == "zookeeper":
+        zk = c.spec.zookeeper
+        quorum = Component(
+            "zookeeper", c.quorum_set, c.quorum_headless, c.quorum_size, images.zookeeper_image(zk and zk.image),
+            {"client": c.ports.zookeeper, "peer": 2888, "election": 3888}, "zoo.cfg",
+            zk.storage if zk else Storage(size="5Gi"), zk.resources if zk else None, zk.placement if zk else Placement())
+    else:
+        ctl = c.spec.controllers
+        quorum = Component(
+            "controller", c.quorum_set, c.quorum_headless, c.quorum_size, images.kafka_image(c.version, kafka and kafka.image),
+            {"controller": c.ports.controller}, "controller.properties",
+            ctl.storage if ctl else Storage(size="5Gi"), ctl.resources if ctl else None,
+            ctl.placement if ctl else Placement(), node_id_offset=CONTROLLER_ID_OFFSET)
+    return brokers, quorum
+
+
+def labels(c: ClusterModel, component: str | None = None) -> dict[str, str]:
+    result = {"app.kubernetes.io/name": "kafka", "app.kubernetes.io/instance": c.name,
+              "app.kubernetes.io/managed-by": MANAGED_BY, "app.kubernetes.io/part-of": MANAGED_BY,
+              USE_CASE_LABEL: c.name}
+    if component:
+        result["app.kubernetes.io/component"] = component
+    return result
+
+
+def selector(c: ClusterModel, component: str) -> dict[str, str]:
+    return {USE_CASE_LABEL: c.name, "app.kubernetes.io/component": component}
+
+
+def config_maps(c: ClusterModel) -> list[dict]:
+    brokers, quorum = components(c)
+    log4j1 = c.version.startswith("3.")
+    broker_data = {
+        "server.properties": config.broker_properties(c),
+        "start.sh": _start_script(c, brokers, log4j1),
+        "log4j.properties": config.log4j_properties(),
+    }
+    if c.mode == "zookeeper":
+        quorum_data = {"zoo.cfg": config.zoo_cfg(c), "start.sh": config.zookeeper_start_script(c)}
+    else:
+        quorum_data = {"controller.properties": config.controller_properties(c),
+                       "start.sh": _start_script(c, quorum, log4j1), "log4j.properties": config.log4j_properties()}
+    return [_config_map(c, brokers, broker_data), _config_map(c, quorum, quorum_data)]
+
+
+def build(c: ClusterModel, owner: Owner, operator: OperatorIdentity, cluster_id: str = "") -> list[dict]:
+    """Every child object of the use case, in apply order (config before the pods that read it)."""
+    brokers, quorum = components(c)
+    maps = config_maps(c)
+    objects = [*maps]
+    for component, config_map in ((quorum, maps[1]), (brokers, maps[0])):
+        objects += [_headless_service(c, component), _statefulset(c, component, config_map, cluster_id),
+                    _pod_disruption_budget(c, component)]
+    objects.append(_bootstrap_service(c))
+    if c.mode == "zookeeper":
+        objects.append(_zookeeper_client_service(c))
+    objects += network_policies(c, operator)
+    for obj in objects:
+        obj["metadata"].setdefault("namespace", c.namespace)
+        obj["metadata"]["ownerReferences"] = [owner.reference()]
+    return objects
+
+
+def network_policies(c: ClusterModel, operator: OperatorIdentity) -> list[dict]:
+    """Brokers: clients from the namespaces spec.access admits, the cluster's own brokers, the
+    operator. The quorum: this cluster's brokers, its own peers, the operator."""
+    from_operator = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": operator.namespace}},
+                     "podSelector": {"matchLabels": dict(operator.pod_labels)}}
+    brokers = {"podSelector": {"matchLabels": selector(c, "broker")}}
+    quorum_component = "zookeeper" if c.mode == "zookeeper" else "controller"
+    quorum = {"podSelector": {"matchLabels": selector(c, quorum_component)}}
+    return [
+        _network_policy(c, "broker", [
+            {"from": _admitted_clients(c), "ports": [{"port": c.ports.client, "protocol": "TCP"}]},
+            {"from": [brokers, from_operator]},
+        ]),
+        _network_policy(c, quorum_component, [{"from": [brokers, quorum, from_operator]}]),
+    ]
+
+
+def config_hash(config_map: dict) -> str:
+    """Changes exactly when the rendered configuration changes: it rolls the pods, nothing else does."""
+    return hashlib.sha256(json.dumps(config_map["data"], sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- the objects ---------------------------------------------------------------------------------
+
+def _meta(c: ClusterModel, name: str, component: str | None = None) -> dict:
+    return {"name": name, "labels": labels(c, component)}
+
+
+def _config_map(c: ClusterModel, component: Component, data: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(c, f"{component.statefulset}-config",
+                                                                       component.name), "data": data}
+
+
+def _start_script(c: ClusterModel, component: Component, log4j1: bool) -> str:
+    return config.kafka_start_script(c, component.name, component.node_id_offset, component.headless,
+                                     component.config_file, log4j1)
+
+
+def _headless_service(c: ClusterModel, component: Component) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(c, component.headless, component.name),
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,  # peers find each other while starting
+                     "selector": selector(c, component.name),
+                     "ports": [{"name": name, "port": port, "targetPort": port} for name, port in component.ports.items()]}}
+
+
+def _bootstrap_service(c: ClusterModel) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(c, c.bootstrap_service, "broker"),
+            "spec": {"type": "ClusterIP", "selector": selector(c, "broker"),
+                     "ports": [{"name": "client", "port": c.ports.client, "targetPort": c.ports.client}]}}
+
+
+def _zookeeper_client_service(c: ClusterModel) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(c, c.zookeeper_client_service, "zookeeper"),
+            "spec": {"type": "ClusterIP", "selector": selector(c, "zookeeper"),
+                     "ports": [{"name": "client", "port": c.ports.zookeeper, "targetPort": c.ports.zookeeper}]}}
+
+
+def _pod_disruption_budget(c: ClusterModel, component: Component) -> dict:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": _meta(c, component.statefulset, component.name),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(c, component.name)}}}
+
+
+def _statefulset(c: ClusterModel, component: Component, config_map: dict, cluster_id: str) -> dict:
+    pod_labels = labels(c, component.name)
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(c, component.statefulset, component.name),
+        "spec": {
+            "serviceName": component.headless,
+            "replicas": component.replicas,
+            "podManagementPolicy": "Parallel",  # a quorum needs its members up together
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": selector(c, component.name)},
+            "template": {
+                "metadata": {"labels": pod_labels,
+                             "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map)}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": KAFKA_UID, "fsGroup": KAFKA_UID},
+                    "nodeSelector": dict(component.placement.node_selector),
+                    "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in component.placement.tolerations],
+                    "affinity": _affinity(c, component),
+                    "containers": [_container(c, component, cluster_id)],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}},
+                        {"name": "run", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [_claim(component.storage)],
+        },
+    }
+
+
+def _container(c: ClusterModel, component: Component, cluster_id: str) -> dict:
+    zookeeper = component.name == "zookeeper"
+    data_dir = c.zookeeper_data_dir if zookeeper else c.data_dir
+    env = [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+           # Logs go to stdout; the images' default log directories sit on the read-only root.
+           {"name": "ZOO_LOG_DIR" if zookeeper else "LOG_DIR", "value": "/tmp/logs"}]
+    if not zookeeper:
+        env.append(_secret_env("ADMIN_PASSWORD", c.admin_secret, "password"))
+        if c.mode == "kraft":
+            env += [_secret_env("CONTROLLER_PASSWORD", c.controller_secret, "password"),
+                    {"name": "CLUSTER_ID", "value": cluster_id}]
+    probe_port = next(iter(component.ports.values()))
+    container = {
+        "name": component.name,
+        "image": component.image,
+        "command": ["/bin/bash", "/config/start.sh"],
+        "env": env,
+        "ports": [{"name": name, "containerPort": port} for name, port in component.ports.items()],
+        "readinessProbe": {"tcpSocket": {"port": probe_port}, "periodSeconds": 10},
+        "livenessProbe": {"tcpSocket": {"port": probe_port}, "initialDelaySeconds": 60, "periodSeconds": 20},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "data", "mountPath": data_dir}, {"name": "config", "mountPath": "/config"},
+                         {"name": "run", "mountPath": "/run/kafka"}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if component.resources:
+        container["resources"] = component.resources.model_dump(by_alias=True, exclude_defaults=True)
+    return container
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _claim(storage: Storage) -> dict:
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage.size}}}
+    if storage.storage_class:
+        spec["storageClassName"] = storage.storage_class
+    return {"metadata": {"name": "data"}, "spec": spec}
+
+
+def _affinity(c: ClusterModel, component: Component) -> dict:
+    """The user's affinity, plus what isolation needs: the quorum one pod per node and never with
+    this cluster's brokers; brokers spread one per node where nodes allow."""
+    host = "kubernetes.io/hostname"
+    affinity = json.loads(json.dumps(component.placement.affinity or {}))
+    anti = affinity.setdefault("podAntiAffinity", {})
+    required = anti.setdefault("requiredDuringSchedulingIgnoredDuringExecution", [])
+    if component.name == "broker":
+        quorum = "zookeeper" if c.mode == "zookeeper" else "controller"
+        required.append({"labelSelector": {"matchLabels": selector(c, quorum)}, "topologyKey": host})
+        anti.setdefault("preferredDuringSchedulingIgnoredDuringExecution", []).append(
+            {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": selector(c, "broker")},
+                                                "topologyKey": host}})
+    else:
+        required += [{"labelSelector": {"matchLabels": selector(c, component.name)}, "topologyKey": host},
+                     {"labelSelector": {"matchLabels": selector(c, "broker")}, "topologyKey": host}]
+    return affinity
+
+
+def _admitted_clients(c: ClusterModel) -> list[dict]:
+    access = c.spec.access.namespaces
+    if access.from_ == "All":
+        return [{"namespaceSelector": {}}]
+    if access.from_ == "Selector":
+        return [{"namespaceSelector": access.selector.model_dump(by_alias=True, exclude_defaults=True)}]
+    return [{"podSelector": {}}]  # Same: any pod of this namespace
+
+
+def _network_policy(c: ClusterModel, component: str, ingress: list[dict]) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta(c, f"{c.name}-{component}", component),
+            "spec": {"podSelector": {"matchLabels": selector(c, component)}, "policyTypes": ["Ingress"],
+                     "ingress": ingress}}

@@ -1,0 +1,147 @@
+"""The pure builders: a KafkaUseCase in, its cluster's Kubernetes objects and config files out."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kafka_usecase_operator.api import KafkaUseCase
+from kafka_usecase_operator.render import cluster, config, profiles
+from kafka_usecase_operator.render.model import cluster_model
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).parents[2]
+OWNER = cluster.Owner("analytics", "0000-uid")
+OPERATOR = cluster.OperatorIdentity("kafka-system")
+
+
+def example(path: str):
+    doc = yaml.safe_load((ROOT / "examples" / path).read_text())
+    return cluster_model(doc["metadata"]["name"], doc["metadata"]["namespace"], KafkaUseCase.parse(doc))
+
+
+def use_case(spec: dict, name: str = "uc"):
+    return cluster_model(name, "apps", KafkaUseCase.parse({"metadata": {"name": name}, "spec": spec}))
+
+
+def by_kind(objects, kind):
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+@pytest.mark.parametrize("path", ["analytics/usecase.yaml", "realtime/usecase.yaml"])
+def test_every_child_points_at_its_use_case_and_carries_the_labels(path):
+    c = example(path)
+    for obj in cluster.build(c, OWNER, OPERATOR):
+        assert obj["metadata"]["ownerReferences"] == [OWNER.reference()]
+        assert obj["metadata"]["namespace"] == c.namespace
+        labels = obj["metadata"]["labels"]
+        assert labels["kafka.usecase.dev/use-case"] == c.name
+        assert labels["app.kubernetes.io/managed-by"] == "kafka-usecase-operator"
+
+
+def test_zookeeper_mode_children():
+    objects = cluster.build(example("analytics/usecase.yaml"), OWNER, OPERATOR)
+
+    assert set(by_kind(objects, "StatefulSet")) == {"analytics-kafka", "analytics-zookeeper"}
+    assert set(by_kind(objects, "Service")) == {"analytics-kafka-brokers", "analytics-kafka-bootstrap",
+                                                "analytics-zookeeper-nodes", "analytics-zookeeper-client"}
+    assert set(by_kind(objects, "PodDisruptionBudget")) == {"analytics-kafka", "analytics-zookeeper"}
+    zk_config = by_kind(objects, "ConfigMap")["analytics-zookeeper-config"]["data"]["zoo.cfg"]
+    assert re.findall(r"^server\.(\d)=analytics-zookeeper-(\d)\.analytics-zookeeper-nodes\.kafka-analytics\.svc:2888:3888$",
+                      zk_config, re.M) == [("1", "0"), ("2", "1"), ("3", "2")]
+    broker_config = config.broker_properties(example("analytics/usecase.yaml"))
+    assert "zookeeper.connect=analytics-zookeeper-0.analytics-zookeeper-nodes.kafka-analytics.svc:2181," in broker_config
+    assert broker_config.split("zookeeper.connect=")[1].splitlines()[0].endswith("/kafka-analytics")
+
+
+def test_quorum_runs_one_per_dedicated_node_and_never_beside_its_brokers():
+    c = example("analytics/usecase.yaml")
+    zookeeper = by_kind(cluster.build(c, OWNER, OPERATOR), "StatefulSet")["analytics-zookeeper"]["spec"]["template"]["spec"]
+
+    assert zookeeper["nodeSelector"] == {"kafka.usecase.dev/pool": "metadata"}
+    assert zookeeper["tolerations"] == [{"key": "kafka.usecase.dev/pool", "operator": "Equal", "value": "metadata",
+                                         "effect": "NoSchedule"}]
+    required = zookeeper["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    avoided = [term["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] for term in required]
+    assert sorted(avoided) == ["broker", "zookeeper"]
+    assert all(term["topologyKey"] == "kubernetes.io/hostname" for term in required)
+
+
+def test_no_secret_is_rendered_into_a_config_map():
+    c = example("realtime/usecase.yaml")
+    objects = cluster.build(c, OWNER, OPERATOR, cluster_id="abc")
+    for config_map in by_kind(objects, "ConfigMap").values():
+        for text in config_map["data"].values():
+            for value in re.findall(r'password="([^"]*)"', text):
+                assert value in config.PLACEHOLDERS
+    for statefulset in by_kind(objects, "StatefulSet").values():
+        env = statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+        passwords = [e for e in env if e["name"].endswith("PASSWORD")]
+        assert passwords and all("secretKeyRef" in e["valueFrom"] and "value" not in e for e in passwords)
+
+
+def test_kraft_controllers_authenticate_and_nothing_trusts_anonymous():
+    c = example("realtime/usecase.yaml")
+    for text in (config.broker_properties(c), config.controller_properties(c)):
+        assert "ANONYMOUS" not in text
+        assert "sasl.mechanism.controller.protocol=PLAIN" in text
+    controllers = by_kind(cluster.build(c, OWNER, OPERATOR, cluster_id="abc"), "StatefulSet")["realtime-controllers"]
+    env = {e["name"]: e for e in controllers["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CLUSTER_ID"]["value"] == "abc"
+    assert "node_id=$((ordinal + 1000))" in by_kind(cluster.build(c, OWNER, OPERATOR), "ConfigMap")[
+        "realtime-controllers-config"]["data"]["start.sh"]
+
+
+def test_config_change_changes_the_pod_template_hash_and_scaling_does_not():
+    base = {"kafka": {"replicas": 3, "config": {"log.retention.hours": 24}}}
+    scaled = {"kafka": {"replicas": 5, "config": {"log.retention.hours": 24}}}
+    changed = {"kafka": {"replicas": 3, "config": {"log.retention.hours": 48}}}
+
+    def broker_hash(spec):
+        sts = by_kind(cluster.build(use_case(spec), OWNER, OPERATOR), "StatefulSet")["uc-kafka"]
+        return sts["spec"]["template"]["metadata"]["annotations"]["kafka.usecase.dev/config-hash"]
+
+    assert broker_hash(base) == broker_hash(scaled)
+    assert broker_hash(base) != broker_hash(changed)
+
+
+@pytest.mark.parametrize("access, expected", [
+    ({"namespaces": {"from": "Same"}}, [{"podSelector": {}}]),
+    ({"namespaces": {"from": "All"}}, [{"namespaceSelector": {}}]),
+    ({"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "pricing"}}}},
+     [{"namespaceSelector": {"matchLabels": {"team": "pricing"}}}]),
+])
+def test_brokers_admit_clients_from_the_namespaces_access_allows(access, expected):
+    policies = by_kind(cluster.build(use_case({"access": access}), OWNER, OPERATOR), "NetworkPolicy")
+
+    assert policies["uc-broker"]["spec"]["ingress"][0]["from"] == expected
+    quorum_sources = policies["uc-controller"]["spec"]["ingress"][0]["from"]
+    assert {"podSelector": {}} not in quorum_sources and {"namespaceSelector": {}} not in quorum_sources
+
+
+def test_user_config_wins_over_the_profile_and_replication_fits_the_cluster():
+    single = use_case({"profile": "critical", "kafka": {"replicas": 1, "config": {"log.retention.hours": 1}}})
+
+    settings = single.broker_config
+
+    assert settings["log.retention.hours"] == "1"
+    assert settings["default.replication.factor"] == "1" and settings["min.insync.replicas"] == "1"
+    assert settings["unclean.leader.election.enable"] == "false"
+
+
+def test_images_follow_the_version_unless_overridden():
+    zookeeper_mode = by_kind(cluster.build(example("analytics/usecase.yaml"), OWNER, OPERATOR), "StatefulSet")
+    overridden = by_kind(cluster.build(use_case({"kafka": {"image": "registry.local/kafka:4.3.1-patched"}}),
+                                       OWNER, OPERATOR), "StatefulSet")
+
+    def image(sts):
+        return sts["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    assert image(zookeeper_mode["analytics-kafka"]) == "apache/kafka:3.9.2"
+    assert image(zookeeper_mode["analytics-zookeeper"]) == "zookeeper:3.8.4"
+    assert image(overridden["uc-kafka"]) == "registry.local/kafka:4.3.1-patched"
+
+
+def test_profiles_document_is_generated_from_the_table():
+    assert (ROOT / "docs" / "profiles.md").read_text() == profiles.profiles_table()
