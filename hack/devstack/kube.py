@@ -4,7 +4,8 @@ simulated Nodes that the real scheduler places real Pods on.
 
 Default nodes: three `metadata` nodes (ZooKeeper ensembles and KRaft controllers), three `broker`
 nodes, each labelled `kafka.usecase.dev/pool=<pool>` and tainted `kafka.usecase.dev/pool=<pool>:NoSchedule`,
-and two untainted `general` nodes for everything else (the operator itself).
+and two untainted `general` nodes for everything else (the operator itself). A default StorageClass
+backed by the controller-manager's hostPath provisioner gives PersistentVolumeClaims real volumes.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def up(run_root: Path) -> Stack:
             stack.startup_seconds[component] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         kubectl(stack, "apply", "-f", "-", input=render_nodes(default_nodes()))
+        kubectl(stack, "apply", "-f", str(Path(__file__).parent / "templates" / "storageclass.yaml"))
         kubectl(stack, "wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=90s", timeout=120)
         stack.startup_seconds["nodes-ready"] = round(time.monotonic() - started, 1)
         stack.save()
@@ -197,6 +199,7 @@ def _steps(stack: Stack, files: dict[str, Path]):
         binary("kube-controller-manager"), *kubeconfig_flags, f"--secure-port={CONTROLLER_MANAGER_PORT}",
         f"--service-account-private-key-file={files['sa_key']}", f"--root-ca-file={files['cert']}",
         "--controllers=*", "--leader-elect=false", "--use-service-account-credentials=false", "--v=1",
+        "--enable-hostpath-provisioner=true",  # PersistentVolumes for the default StorageClass
     ]), lambda: _http_ok(f"https://{HOST}:{CONTROLLER_MANAGER_PORT}/healthz")
     yield "kube-scheduler", lambda: stack.start("kube-scheduler", [
         binary("kube-scheduler"), *kubeconfig_flags, f"--secure-port={SCHEDULER_PORT}", "--leader-elect=false", "--v=1",

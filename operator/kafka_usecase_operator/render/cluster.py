@@ -132,6 +132,13 @@ def build(c: ClusterModel, owner: Owner, operator: OperatorIdentity, cluster_id:
     return objects
 
 
+def credentials_secret(c: ClusterModel, name: str, owner: Owner, data: dict[str, str]) -> dict:
+    """A generated credentials Secret; the operator creates it once and never overwrites it."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {**_meta(c, name), "namespace": c.namespace, "ownerReferences": [owner.reference()]},
+            "stringData": data}
+
+
 def network_policies(c: ClusterModel, operator: OperatorIdentity) -> list[dict]:
     """Brokers: clients from the namespaces spec.access admits, the cluster's own brokers, the
     operator. The quorum: this cluster's brokers, its own peers, the operator."""

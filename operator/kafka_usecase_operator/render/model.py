@@ -5,6 +5,8 @@ Every builder reads this one view, so a name or a default is decided in exactly 
 
 from __future__ import annotations
 
+import base64
+import uuid
 from dataclasses import dataclass
 
 from kafka_usecase_operator.api.usecase import DEFAULT_KAFKA_VERSION, KafkaUseCaseSpec
@@ -129,6 +131,11 @@ class ClusterModel:
         user = self.spec.kafka.config if self.spec.kafka else {}
         settings.update({key: str(value) for key, value in user.items()})
         return dict(sorted(settings.items()))
+
+
+def new_cluster_id() -> str:
+    """A Kafka Uuid as `kafka-storage.sh random-uuid` prints it: url-safe base64 of 16 bytes, unpadded."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec) -> ClusterModel:

@@ -1,0 +1,162 @@
+"""KafkaUseCase: render the cluster, apply it, and keep the status true to what runs."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+
+import kopf
+
+from kafka_usecase_operator import conditions, usecase_status
+from kafka_usecase_operator.api import GROUP, VERSION, InvalidSpec, KafkaUseCase
+from kafka_usecase_operator.api.common import Reason
+from kafka_usecase_operator.judgement import refuse_change
+from kafka_usecase_operator.kafka_check import check_external
+from kafka_usecase_operator.render import cluster
+from kafka_usecase_operator.render.model import ClusterModel, cluster_model, new_cluster_id
+from kafka_usecase_operator.settings import OperatorSettings
+
+API_VERSION = f"{GROUP}/{VERSION}"
+PLURAL = "kafkausecases"
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.Meta, status: kopf.Status,
+              patch: kopf.Patch, memo: kopf.Memo, **_) -> None:
+    generation = meta.get("generation")
+    try:
+        spec = KafkaUseCase.parse(body)
+    except InvalidSpec as error:
+        _report(patch, status, generation, [conditions.Observed("Ready", False, Reason.INVALID_SPEC, str(error))])
+        kopf.warn(body, reason=Reason.INVALID_SPEC, message=str(error))
+        return
+    if spec.external:
+        _check_external(body, namespace, spec, status, patch, memo)
+        return
+    c = cluster_model(name, namespace, spec)
+    refusal = refuse_change(c, _running_quorum(memo.kube, c), (status or {}).get("kafkaVersion"),
+                            _largest_topic_replication(memo.kube, name, namespace))
+    if refusal:
+        _report(patch, status, generation, [refusal])
+        kopf.warn(body, reason=refusal.reason, message=f"change not applied: {refusal.message}")
+        return
+    admin, controller = _ensure_secrets(memo.kube, c, cluster.Owner(name, uid))
+    cluster_id = controller["data"].get("cluster-id") if controller else None
+    operator = cluster.OperatorIdentity(memo.settings.operator_namespace)
+    for obj in cluster.build(c, cluster.Owner(name, uid), operator, cluster_id=_decode(cluster_id) or ""):
+        memo.kube.apply(obj)
+    _report_in_cluster(memo.kube, c, patch, status, generation, _decode(cluster_id))
+
+
+@kopf.on.event("apps", "v1", "statefulsets", labels={cluster.USE_CASE_LABEL: kopf.PRESENT,
+                                                     "app.kubernetes.io/managed-by": cluster.MANAGED_BY})
+@kopf.on.event("v1", "pods", labels={cluster.USE_CASE_LABEL: kopf.PRESENT,
+                                         "app.kubernetes.io/managed-by": cluster.MANAGED_BY})
+def child_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_) -> None:
+    """A rollout progressed or a pod was (not) scheduled: recompute the owner's status."""
+    owner = memo.kube.get(API_VERSION, "KafkaUseCase", namespace, labels[cluster.USE_CASE_LABEL])
+    if owner is None or owner["metadata"].get("deletionTimestamp"):
+        return
+    try:
+        spec = KafkaUseCase.parse(owner)
+    except InvalidSpec:
+        return  # the KafkaUseCase handler reports it
+    if spec.external:
+        return
+    status = owner.get("status") or {}
+    if any(c.get("type") == "Ready" and c.get("reason") in ("QuorumShrink", "VersionDowngrade", "TooFewBrokers",
+                                                                Reason.INVALID_SPEC)
+           for c in status.get("conditions", [])):
+        return  # a refused change stays reported until the user fixes it
+    c = cluster_model(owner["metadata"]["name"], namespace, spec)
+    new = _in_cluster_status(memo.kube, c, status, status.get("observedGeneration"), status.get("clusterId"))
+    if new != {k: status.get(k) for k in new}:
+        memo.kube.patch_status(API_VERSION, "KafkaUseCase", namespace, c.name, new)
+
+
+# One timer per *external* use case (few per cluster): re-checks the admin connection.
+@kopf.timer(GROUP, VERSION, PLURAL, interval=OperatorSettings.from_env().external_check_seconds,
+            when=lambda spec, **_: bool(spec.get("external")))
+def recheck_external(body: kopf.Body, namespace: str, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
+                     **_) -> None:
+    try:
+        spec = KafkaUseCase.parse(body)
+    except InvalidSpec:
+        return
+    _check_external(body, namespace, spec, status, patch, memo)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _check_external(body, namespace, spec, status, patch, memo) -> None:
+    external = spec.external
+    secret = memo.kube.get("v1", "Secret", namespace, external.admin_secret_ref.name)
+    error = check_external(external, secret, memo.settings.kafka_timeout_seconds)
+    previous_ready = next((c for c in (status or {}).get("conditions", []) if c.get("type") == "Ready"), None)
+    observed = usecase_status.external_conditions(error, external.bootstrap_servers)
+    _report(patch, status, body["metadata"].get("generation"), observed,
+            {"mode": "external", "bootstrapServers": external.bootstrap_servers,
+             "adminSecret": external.admin_secret_ref.name})
+    if error and (previous_ready is None or previous_ready.get("status") != "False"):
+        kopf.warn(body, reason="Unreachable", message=error)
+
+
+def _report(patch: kopf.Patch, status: dict | None, generation: int | None, observed: list[conditions.Observed],
+            fields: dict | None = None) -> None:
+    previous = (status or {}).get("conditions", [])
+    patch.status["conditions"] = conditions.merge(previous, observed, generation, conditions.now())
+    patch.status["observedGeneration"] = generation
+    for key, value in (fields or {}).items():
+        patch.status[key] = value
+
+
+def _report_in_cluster(kube, c: ClusterModel, patch, status, generation, cluster_id) -> None:
+    for key, value in _in_cluster_status(kube, c, status, generation, cluster_id).items():
+        patch.status[key] = value
+
+
+def _in_cluster_status(kube, c: ClusterModel, status: dict | None, generation, cluster_id) -> dict:
+    brokers = _observe(kube, c, c.broker_set, "broker")
+    quorum = _observe(kube, c, c.quorum_set, "zookeeper" if c.mode == "zookeeper" else "controller")
+    observed = usecase_status.in_cluster_conditions(c, brokers, quorum)
+    previous = (status or {}).get("conditions", [])
+    return {"conditions": conditions.merge(previous, observed, generation, conditions.now()),
+            "observedGeneration": generation, **usecase_status.in_cluster_fields(c, brokers, quorum, cluster_id)}
+
+
+def _observe(kube, c: ClusterModel, statefulset: str, component: str) -> usecase_status.SetObservation | None:
+    sts = kube.get("apps/v1", "StatefulSet", c.namespace, statefulset)
+    pods = kube.list("v1", "Pod", c.namespace, f"{cluster.USE_CASE_LABEL}={c.name},app.kubernetes.io/component={component}")
+    return usecase_status.SetObservation.from_objects(sts, pods)
+
+
+def _running_quorum(kube, c: ClusterModel) -> int | None:
+    sts = kube.get("apps/v1", "StatefulSet", c.namespace, c.quorum_set)
+    return sts["spec"]["replicas"] if sts else None
+
+
+def _largest_topic_replication(kube, use_case: str, namespace: str) -> int:
+    largest = 0
+    for topic in kube.list(API_VERSION, "KafkaTopic", None):
+        ref = topic.get("spec", {}).get("useCase", {})
+        if ref.get("name") == use_case and (ref.get("namespace") or topic["metadata"]["namespace"]) == namespace:
+            largest = max(largest, topic["spec"].get("replicas") or 0)
+    return largest
+
+
+def _ensure_secrets(kube, c: ClusterModel, owner: cluster.Owner) -> tuple[dict, dict | None]:
+    """The admin (and KRaft controller) credentials and the KRaft cluster id: generated once, kept."""
+    admin = kube.create_if_absent(cluster.credentials_secret(c, c.admin_secret, owner, {
+        "username": "admin", "password": secrets.token_urlsafe(32)}))
+    if c.mode != "kraft":
+        return admin, None
+    controller = kube.create_if_absent(cluster.credentials_secret(c, c.controller_secret, owner, {
+        "username": "controller", "password": secrets.token_urlsafe(32), "cluster-id": new_cluster_id()}))
+    return admin, controller
+
+
+def _decode(value: Any) -> str | None:
+    return base64.b64decode(value).decode() if value else None

@@ -1,0 +1,1 @@
+"""The Kubernetes side: server-side apply, reads, status patches, Secrets."""

@@ -1,0 +1,63 @@
+"""A thin, synchronous Kubernetes client for handlers: server-side apply under one field manager,
+reads that return None for "not found", create-if-absent for generated Secrets, status patches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+
+def api_client() -> ApiClient:
+    """In a pod: its ServiceAccount; elsewhere: the current KUBECONFIG context."""
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()
+    return ApiClient()
+
+
+class Kube:
+    def __init__(self, client: ApiClient, field_manager: str):
+        self.dynamic = DynamicClient(client)
+        self.field_manager = field_manager
+
+    def _resource(self, api_version: str, kind: str):
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply: the operator owns exactly the fields it sets, and takes them back if changed."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        return resource.server_side_apply(body=obj, namespace=obj["metadata"].get("namespace"),
+                                          field_manager=self.field_manager, force_conflicts=True).to_dict()
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str = "") -> list[dict]:
+        found = self._resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
+        return [item.to_dict() for item in found.items]
+
+    def create_if_absent(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create, or return what already exists (generated Secrets are made once, never replaced)."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        namespace = obj["metadata"]["namespace"]
+        try:
+            return resource.create(body=obj, namespace=namespace).to_dict()
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        return resource.get(name=obj["metadata"]["name"], namespace=namespace).to_dict()
+
+    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict) -> None:
+        resource = self._resource(api_version, kind)
+        resource.status.patch(body={"status": status}, name=name, namespace=namespace,
+                              content_type="application/merge-patch+json")

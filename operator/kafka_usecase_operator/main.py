@@ -1,0 +1,38 @@
+"""`kafka-usecase-operator run`: the operator process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import kopf
+
+from kafka_usecase_operator.settings import OperatorSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kafka-usecase-operator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator against the current KUBECONFIG (or in-cluster)")
+    run.add_argument("--namespace", "-n", action="append", default=[],
+                     help="watch this namespace (repeatable); default: every namespace, or KUO_NAMESPACES")
+    run.add_argument("--liveness-port", type=int, help="port of /healthz (default 8080, KUO_LIVENESS_PORT)")
+    run.add_argument("--verbose", "-v", action="store_true")
+    args = parser.parse_args(argv)
+
+    settings = OperatorSettings.from_env()
+    namespaces = args.namespace or settings.namespaces
+    port = args.liveness_port or settings.liveness_port
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import kafka_usecase_operator.handlers  # noqa: F401  (registers the handlers)
+
+    # kopf stops cleanly on SIGTERM/SIGINT: handlers finish, watches close.
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
+             liveness_endpoint=f"http://0.0.0.0:{port}/healthz")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

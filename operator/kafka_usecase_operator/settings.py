@@ -1,0 +1,35 @@
+"""The operator's configuration: one typed object, read once from environment variables."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field
+
+ENV_PREFIX = "KUO_"
+
+
+class OperatorSettings(BaseModel):
+    namespaces: list[str] = []
+    """Namespaces to watch; empty: every namespace (KUO_NAMESPACES, comma-separated)."""
+    operator_namespace: str = "kafka-system"
+    """Where the operator runs: NetworkPolicies let it reach brokers (KUO_OPERATOR_NAMESPACE)."""
+    field_manager: str = "kafka-usecase-operator"
+    """The server-side apply field manager of everything the operator writes."""
+    liveness_port: int = Field(8080, ge=1, le=65535)
+    """Port of the liveness endpoint /healthz (KUO_LIVENESS_PORT)."""
+    external_check_seconds: float = Field(60.0, gt=0)
+    """How often an external use case's connection is re-checked (KUO_EXTERNAL_CHECK_SECONDS)."""
+    kafka_timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of one admin request to a Kafka cluster (KUO_KAFKA_TIMEOUT_SECONDS)."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> OperatorSettings:
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            values[name] = [n.strip() for n in raw.split(",") if n.strip()] if name == "namespaces" else raw
+        return cls.model_validate(values)

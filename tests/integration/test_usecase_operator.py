@@ -1,0 +1,234 @@
+"""The operator process against the devstack's real control plane: a KafkaUseCase becomes its
+cluster's objects, the real scheduler places the pods on dedicated kwok nodes, and the status
+follows what runs. Also: rolls on config changes only, refused changes touch nothing, deleting
+the use case garbage-collects everything, external use cases report their connection."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devstack import kube
+
+pytestmark = pytest.mark.kube
+ROOT = Path(__file__).parents[2]
+OPERATOR = str(Path(sys.executable).with_name("kafka-usecase-operator"))
+
+
+def eventually(check, timeout=90, interval=0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not true after {timeout}s: {check.__doc__ or check.__name__} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def namespace(kube_cluster):
+    name = f"uc-{uuid.uuid4().hex[:6]}"
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kube_cluster.kubectl("wait", "--for=condition=Established", "crd", "-l",
+                         "app.kubernetes.io/part-of=kafka-usecase-operator", "--timeout=60s")
+    kube_cluster.kubectl("create", "namespace", name)
+    yield name
+    kube_cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def operator(kube_cluster, namespace, tmp_path_factory):
+    """`kafka-usecase-operator run` as a real process, watching the test namespace."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    env = {**os.environ, "KUBECONFIG": str(kube_cluster.kubeconfig), "KUO_OPERATOR_NAMESPACE": "kafka-system",
+           "KUO_EXTERNAL_CHECK_SECONDS": "2"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([OPERATOR, "run", "--namespace", namespace, "--liveness-port", str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def healthy():
+        """the operator's liveness endpoint answers"""
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    eventually(healthy, timeout=60)
+    yield process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()[-5000:]
+
+
+def apply(kube_cluster, namespace, manifest: dict) -> None:
+    kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+
+
+def get(kube_cluster, namespace, *what) -> dict:
+    return json.loads(kube_cluster.kubectl("get", *what, "-n", namespace, "-o", "json"))
+
+
+def ready(kube_cluster, namespace, name) -> dict | None:
+    """the KafkaUseCase's Ready condition"""
+    status = get(kube_cluster, namespace, "kafkausecase", name).get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
+
+
+def pods(kube_cluster, namespace, use_case, component) -> list[dict]:
+    return get(kube_cluster, namespace, "pods", "-l",
+               f"kafka.usecase.dev/use-case={use_case},app.kubernetes.io/component={component}")["items"]
+
+
+def example(path: str) -> dict:
+    doc = yaml.safe_load((ROOT / "examples" / path).read_text())
+    doc["metadata"].pop("namespace", None)
+    return doc
+
+
+def test_zookeeper_use_case_runs_on_dedicated_nodes_and_becomes_ready(kube_cluster, namespace, operator):
+    apply(kube_cluster, namespace, example("analytics/usecase.yaml"))
+
+    condition = eventually(lambda: (c := ready(kube_cluster, namespace, "analytics")) and c["status"] == "True" and c,
+                           timeout=120)
+
+    assert condition["reason"] == "Ready"
+    use_case = get(kube_cluster, namespace, "kafkausecase", "analytics")
+    status = use_case["status"]
+    assert (status["brokers"], status["quorum"], status["kafkaVersion"], status["mode"]) == ("3/3", "3/3", "3.9.2",
+                                                                                              "zookeeper")
+    assert status["bootstrapServers"] == f"analytics-kafka-bootstrap.{namespace}.svc:9092"
+    assert status["observedGeneration"] == use_case["metadata"]["generation"]
+    zookeeper_nodes = [p["spec"]["nodeName"] for p in pods(kube_cluster, namespace, "analytics", "zookeeper")]
+    broker_nodes = [p["spec"]["nodeName"] for p in pods(kube_cluster, namespace, "analytics", "broker")]
+    assert sorted(zookeeper_nodes) == [f"kwok-metadata-{i}" for i in range(3)]
+    assert len(set(broker_nodes)) == 3 and all(n.startswith("kwok-broker-") for n in broker_nodes)
+    uid = use_case["metadata"]["uid"]
+    for kind in ("statefulsets", "services", "configmaps", "poddisruptionbudgets", "networkpolicies", "secrets"):
+        owned = [o for o in get(kube_cluster, namespace, kind, "-l", "kafka.usecase.dev/use-case=analytics")["items"]]
+        assert owned, kind
+        assert all(o["metadata"]["ownerReferences"][0]["uid"] == uid for o in owned), kind
+
+
+def uids(kube_cluster, namespace, component) -> set[str]:
+    return {p["metadata"]["uid"] for p in pods(kube_cluster, namespace, "analytics", component)}
+
+
+def patch(kube_cluster, namespace, name, spec_patch: dict) -> None:
+    kube_cluster.kubectl("patch", "kafkausecase", name, "-n", namespace, "--type=merge", "-p",
+                         json.dumps({"spec": spec_patch}))
+
+
+def test_harmless_change_reconciles_without_touching_pods(kube_cluster, namespace, operator):
+    before = uids(kube_cluster, namespace, "broker") | uids(kube_cluster, namespace, "zookeeper")
+    patch(kube_cluster, namespace, "analytics", {"access": {"namespaces": {"from": "All"}}})
+    generation = get(kube_cluster, namespace, "kafkausecase", "analytics")["metadata"]["generation"]
+
+    def reconciled():
+        """status caught up with the new generation"""
+        return get(kube_cluster, namespace, "kafkausecase", "analytics")["status"].get("observedGeneration") == generation
+
+    eventually(reconciled)
+    policy = get(kube_cluster, namespace, "networkpolicy", "analytics-broker")
+    assert policy["spec"]["ingress"][0]["from"] == [{"namespaceSelector": {}}]
+    assert uids(kube_cluster, namespace, "broker") | uids(kube_cluster, namespace, "zookeeper") == before
+
+
+def test_config_change_rolls_the_brokers_only(kube_cluster, namespace, operator):
+    brokers, zookeeper = uids(kube_cluster, namespace, "broker"), uids(kube_cluster, namespace, "zookeeper")
+    patch(kube_cluster, namespace, "analytics", {"kafka": {"config": {"log.retention.hours": 96}}})
+
+    def rolled():
+        """every broker pod replaced and ready again"""
+        condition = ready(kube_cluster, namespace, "analytics")
+        return not (uids(kube_cluster, namespace, "broker") & brokers) and condition["status"] == "True"
+
+    eventually(rolled, timeout=180)
+    assert uids(kube_cluster, namespace, "zookeeper") == zookeeper
+    config = get(kube_cluster, namespace, "configmap", "analytics-kafka-config")["data"]["server.properties"]
+    assert "log.retention.hours=96" in config
+
+
+def test_version_downgrade_is_refused_and_changes_nothing(kube_cluster, namespace, operator):
+    before = get(kube_cluster, namespace, "statefulset", "analytics-kafka")
+    patch(kube_cluster, namespace, "analytics", {"kafka": {"version": "3.8.1"}})
+
+    condition = eventually(lambda: (c := ready(kube_cluster, namespace, "analytics")) and c["status"] == "False" and c)
+
+    assert condition["reason"] == "VersionDowngrade" and "3.9.2" in condition["message"]
+    after = get(kube_cluster, namespace, "statefulset", "analytics-kafka")
+    assert after["spec"]["template"] == before["spec"]["template"]
+    events = get(kube_cluster, namespace, "events", "--field-selector", "involvedObject.name=analytics")["items"]
+    assert any(e["reason"] == "VersionDowngrade" and e["type"] == "Warning" for e in events)
+    patch(kube_cluster, namespace, "analytics", {"kafka": {"version": "3.9.2"}})  # back to the running version
+    eventually(lambda: ready(kube_cluster, namespace, "analytics")["status"] == "True")
+
+
+def test_surplus_quorum_pods_stay_pending_and_the_status_says_why(kube_cluster, namespace, operator):
+    crowded = {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaUseCase", "metadata": {"name": "crowded"},
+               "spec": {"kafka": {"replicas": 1, "placement": example("realtime/usecase.yaml")["spec"]["kafka"]["placement"]},
+                        "controllers": {"replicas": 5, "placement": example("realtime/usecase.yaml")["spec"]["controllers"]["placement"]}}}
+    apply(kube_cluster, namespace, crowded)
+
+    def says_why():
+        """Ready=False naming the pods the scheduler cannot place"""
+        condition = ready(kube_cluster, namespace, "crowded")
+        return condition and condition["reason"] == "Unschedulable" and "crowded-controllers-" in condition["message"] \
+            and condition
+
+    condition = eventually(says_why, timeout=120)
+    assert condition["status"] == "False"
+    placed = [p for p in pods(kube_cluster, namespace, "crowded", "controller") if p["spec"].get("nodeName")]
+    assert len(placed) == 3 and all(p["spec"]["nodeName"].startswith("kwok-metadata-") for p in placed)
+
+
+def test_deleting_the_use_case_garbage_collects_every_child(kube_cluster, namespace, operator):
+    kube_cluster.kubectl("delete", "kafkausecase", "crowded", "-n", namespace)
+
+    def collected():
+        """no object labelled for the use case is left"""
+        kinds = "statefulsets,services,configmaps,secrets,poddisruptionbudgets,networkpolicies,pods"
+        return not get(kube_cluster, namespace, kinds, "-l", "kafka.usecase.dev/use-case=crowded")["items"]
+
+    eventually(collected, timeout=120)
+
+
+def test_external_use_case_reports_its_admin_connection(kube_cluster, kafka_kraft, namespace, operator):
+    use_case = yaml.safe_load((ROOT / "examples" / "devstack" / "usecase.yaml").read_text())
+    use_case["metadata"]["namespace"] = namespace
+    kube.apply_external_admin_secret(kube_cluster.stack, kafka_kraft.client_config(), namespace, "devstack-admin")
+    apply(kube_cluster, namespace, use_case)
+
+    condition = eventually(lambda: (c := ready(kube_cluster, namespace, "devstack")) and c["status"] == "True" and c)
+    assert condition["reason"] == "Connected"
+
+    kube.apply_external_admin_secret(kube_cluster.stack, kafka_kraft.client_config(password="wrong"), namespace,
+                                     "devstack-admin")
+    condition = eventually(lambda: (c := ready(kube_cluster, namespace, "devstack")) and c["status"] == "False" and c)
+    assert condition["reason"] == "Unreachable" and "authentication failed" in condition["message"]
+    assert "wrong" not in json.dumps(get(kube_cluster, namespace, "kafkausecase", "devstack")["status"])
+
+
+def test_operator_stops_cleanly_on_sigterm(operator):
+    operator.send_signal(signal.SIGTERM)
+
+    assert operator.wait(timeout=30) == 0
