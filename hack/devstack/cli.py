@@ -11,6 +11,7 @@ from devstack.errors import DevstackError
 from devstack.proc import Stack
 
 TARGETS = ("all", "kafka", "kube")
+STACKS = ("kube", *(f"kafka-{m}" for m in kafka.MODES), "operator")  # "operator": started by `devstack demo`
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +49,10 @@ def cmd_up(args) -> None:
 def cmd_down(args) -> None:
     run_root = paths.run_dir()
     stopped = []
+    operator = Stack.load("operator", run_root)
+    if args.target == "all" and operator and operator.running():
+        operator.stop()
+        stopped.append("operator")
     if args.target in ("all", "kafka"):
         for mode in ([args.mode] if args.mode else kafka.MODES):
             if kafka.down(mode, run_root):
@@ -85,7 +90,7 @@ def render_env(mode: str | None) -> str:
 def cmd_status(args) -> int:
     run_root = paths.run_dir()
     anything = False
-    for name in ("kube", *(f"kafka-{m}" for m in kafka.MODES)):
+    for name in STACKS:
         stack = Stack.load(name, run_root)
         if not stack or not stack.running():
             print(f"{name:16} stopped")

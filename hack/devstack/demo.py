@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import sys
 import uuid
+from pathlib import Path
 
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AclOperation, AdminClient
@@ -18,6 +20,7 @@ from devstack import build, kafka, kube, paths, probes
 from devstack.proc import Stack
 
 DEMO_NAMESPACE = "devstack-demo"
+USE_CASE_NAMESPACE = "demo-analytics"
 REPO = paths.HACK_DIR.parent
 
 
@@ -38,6 +41,7 @@ def run_demo() -> None:
         _show_kafka(Stack.load(f"kafka-{mode}", run_root))
     _show_scheduling(kube_stack)
     _show_custom_resources(kube_stack, Stack.load("kafka-kraft", run_root))
+    _show_use_case(kube_stack, run_root)
     print("\n== Use it ==")
     print("  eval $(.venv/bin/devstack env --mode kraft)     # or --mode zookeeper")
     print("  .venv/bin/devstack status                       # memory and start-up times")
@@ -80,6 +84,49 @@ def _show_custom_resources(kube_stack: Stack, kraft: Stack) -> None:
     kube.kubectl(kube_stack, "apply", "-f", str(examples))
     print("\n== The API: CRDs installed, examples/devstack applied (the operator does not reconcile them yet) ==")
     print(kube.kubectl(kube_stack, "get", "kafka", "-n", "devstack"))
+
+
+def _show_use_case(kube_stack: Stack, run_root) -> None:
+    """The operator reconciles a KafkaUseCase: objects appear, pods land on dedicated nodes."""
+    operator = start_operator(kube_stack, run_root, [USE_CASE_NAMESPACE])
+    kube.kubectl(kube_stack, "apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": USE_CASE_NAMESPACE}}))
+    manifest = (REPO / "examples" / "analytics" / "usecase.yaml").read_text().replace(
+        "namespace: kafka-analytics", f"namespace: {USE_CASE_NAMESPACE}")
+    kube.kubectl(kube_stack, "apply", "-f", "-", input=manifest)
+    print(f"\n== The operator (pid {operator.pids['operator']}) reconciles examples/analytics/usecase.yaml "
+          f"in namespace {USE_CASE_NAMESPACE} ==")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        use_case = json.loads(kube.kubectl(kube_stack, "get", "kafkausecase", "analytics", "-n", USE_CASE_NAMESPACE,
+                                           "-o", "json"))
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in (use_case.get("status") or {}).get("conditions", [])):
+            break
+        time.sleep(1)
+    print(kube.kubectl(kube_stack, "get", "kafkausecase,statefulsets,services,pvc", "-n", USE_CASE_NAMESPACE))
+    print(kube.kubectl(kube_stack, "get", "pods", "-n", USE_CASE_NAMESPACE, "-o", "wide"))
+    for condition in (use_case.get("status") or {}).get("conditions", []):
+        print(f"  {condition['type']:18} {condition['status']:6} {condition['reason']}: {condition['message']}")
+    config = json.loads(kube.kubectl(kube_stack, "get", "configmap", "analytics-kafka-config", "-n", USE_CASE_NAMESPACE,
+                                     "-o", "json"))["data"]["server.properties"]
+    print("\n  rendered server.properties (excerpt):")
+    for line in config.splitlines():
+        if line.startswith(("zookeeper.connect", "advertised.listeners", "authorizer", "log.retention", "min.insync")):
+            print(f"    {line}")
+
+
+def start_operator(kube_stack: Stack, run_root, namespaces: list[str]) -> Stack:
+    """`kafka-usecase-operator run` in the background, as a devstack component (`devstack down` stops it)."""
+    stack = Stack.load("operator", run_root) or Stack("operator", run_root / "operator")
+    if stack.alive("operator"):
+        stack.stop()
+    stack.root.mkdir(parents=True, exist_ok=True)
+    operator = str(Path(sys.executable).with_name("kafka-usecase-operator"))
+    argv = [operator, "run", "--liveness-port", "18080"]
+    for namespace in namespaces:
+        argv += ["--namespace", namespace]
+    stack.start("operator", argv, env={"KUBECONFIG": kube_stack.config["kubeconfig"], "KUO_OPERATOR_NAMESPACE": "kafka-system"})
+    return stack
 
 
 def _show_scheduling(kube_stack: Stack) -> None:

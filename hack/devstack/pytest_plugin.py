@@ -129,7 +129,7 @@ class _PeakMemory:
         while not self._stop.wait(1.0):
             total = proc.rss_mb(os.getpid())
             self.peak_by_component["pytest"] = max(self.peak_by_component.get("pytest", 0), total)
-            for name in ("kube", *(f"kafka-{m}" for m in kafka.MODES)):
+            for name in ("kube", *(f"kafka-{m}" for m in kafka.MODES), "operator"):
                 stack = proc.Stack.load(name, paths.run_dir())
                 for component, rss in (stack.rss_mb() if stack else {}).items():
                     key = f"{name}/{component}"

@@ -71,8 +71,10 @@ def child_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_) -> 
                                                                 Reason.INVALID_SPEC)
            for c in status.get("conditions", [])):
         return  # a refused change stays reported until the user fixes it
+    if status.get("observedGeneration") is None:
+        return  # the KafkaUseCase handler has not reported yet; it computes the first status itself
     c = cluster_model(owner["metadata"]["name"], namespace, spec)
-    new = _in_cluster_status(memo.kube, c, status, status.get("observedGeneration"), status.get("clusterId"))
+    new = _in_cluster_status(memo.kube, c, status, status["observedGeneration"], status.get("clusterId"))
     if new != {k: status.get(k) for k in new}:
         memo.kube.patch_status(API_VERSION, "KafkaUseCase", namespace, c.name, new)
 
