@@ -189,16 +189,18 @@ def test_surplus_quorum_pods_stay_pending_and_the_status_says_why(kube_cluster, 
                         "controllers": {"replicas": 5, "placement": example("realtime/usecase.yaml")["spec"]["controllers"]["placement"]}}}
     apply(kube_cluster, namespace, crowded)
 
-    def says_why():
-        """Ready=False naming the pods the scheduler cannot place"""
+    def settled():
+        """3 controllers placed, and Ready=False naming exactly the 2 the scheduler cannot place"""
+        controllers = pods(kube_cluster, namespace, "crowded", "controller")
+        placed = [p for p in controllers if p["spec"].get("nodeName")]
+        waiting = sorted(p["metadata"]["name"] for p in controllers if not p["spec"].get("nodeName"))
         condition = ready(kube_cluster, namespace, "crowded")
-        return condition and condition["reason"] == "Unschedulable" and "crowded-controllers-" in condition["message"] \
-            and condition
+        named = condition and [name for name in waiting if f"{name}: " in condition["message"]]
+        return len(placed) == 3 and len(waiting) == 2 and named == waiting and (placed, condition)
 
-    condition = eventually(says_why, timeout=120)
-    assert condition["status"] == "False"
-    placed = [p for p in pods(kube_cluster, namespace, "crowded", "controller") if p["spec"].get("nodeName")]
-    assert len(placed) == 3 and all(p["spec"]["nodeName"].startswith("kwok-metadata-") for p in placed)
+    placed, condition = eventually(settled, timeout=120)
+    assert (condition["status"], condition["reason"]) == ("False", "Unschedulable")
+    assert all(p["spec"]["nodeName"].startswith("kwok-metadata-") for p in placed)
 
 
 def test_deleting_the_use_case_garbage_collects_every_child(kube_cluster, namespace, operator):

@@ -66,6 +66,10 @@ def test_quorum_runs_one_per_dedicated_node_and_never_beside_its_brokers():
     avoided = [term["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] for term in required]
     assert sorted(avoided) == ["broker", "zookeeper"]
     assert all(term["topologyKey"] == "kubernetes.io/hostname" for term in required)
+    brokers = by_kind(cluster.build(c, OWNER, OPERATOR), "StatefulSet")["analytics-kafka"]["spec"]["template"]["spec"]
+    broker_terms = brokers["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert sorted(t["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] for t in broker_terms) == [
+        "broker", "zookeeper"]
 
 
 def test_no_secret_is_rendered_into_a_config_map():

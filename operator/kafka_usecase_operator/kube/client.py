@@ -58,6 +58,11 @@ class Kube:
         return resource.get(name=obj["metadata"]["name"], namespace=namespace).to_dict()
 
     def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict) -> None:
+        """Merge-patch the status; an object deleted meanwhile has nothing left to report."""
         resource = self._resource(api_version, kind)
-        resource.status.patch(body={"status": status}, name=name, namespace=namespace,
-                              content_type="application/merge-patch+json")
+        try:
+            resource.status.patch(body={"status": status}, name=name, namespace=namespace,
+                                  content_type="application/merge-patch+json")
+        except ApiException as error:
+            if error.status != 404:
+                raise

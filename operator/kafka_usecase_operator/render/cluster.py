@@ -3,7 +3,8 @@
 Brokers: StatefulSet, headless and bootstrap Services, PodDisruptionBudget, ConfigMap (config
 template, start script, log4j). The metadata quorum: a ZooKeeper ensemble or KRaft controllers,
 each with the same set of objects, on dedicated nodes: one pod per node and never on a node of this
-cluster's brokers (required anti-affinity). NetworkPolicies let in only what must get in.
+cluster's brokers, and brokers one per node (required anti-affinity). NetworkPolicies let in only
+what must get in.
 """
 
 from __future__ import annotations
@@ -275,21 +276,16 @@ def _claim(storage: Storage) -> dict:
 
 
 def _affinity(c: ClusterModel, component: Component) -> dict:
-    """The user's affinity, plus what isolation needs: the quorum one pod per node and never with
-    this cluster's brokers; brokers spread one per node where nodes allow."""
+    """The user's affinity, plus what isolation needs: one pod per node for brokers and for the
+    quorum (a lost node costs one replica, never two), and the quorum never beside this cluster's
+    brokers. A pod without a node of its own stays Pending, and the status names it."""
     host = "kubernetes.io/hostname"
     affinity = json.loads(json.dumps(component.placement.affinity or {}))
     anti = affinity.setdefault("podAntiAffinity", {})
     required = anti.setdefault("requiredDuringSchedulingIgnoredDuringExecution", [])
-    if component.name == "broker":
-        quorum = "zookeeper" if c.mode == "zookeeper" else "controller"
-        required.append({"labelSelector": {"matchLabels": selector(c, quorum)}, "topologyKey": host})
-        anti.setdefault("preferredDuringSchedulingIgnoredDuringExecution", []).append(
-            {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": selector(c, "broker")},
-                                                "topologyKey": host}})
-    else:
-        required += [{"labelSelector": {"matchLabels": selector(c, component.name)}, "topologyKey": host},
-                     {"labelSelector": {"matchLabels": selector(c, "broker")}, "topologyKey": host}]
+    quorum = "zookeeper" if c.mode == "zookeeper" else "controller"
+    for other in ("broker", quorum):
+        required.append({"labelSelector": {"matchLabels": selector(c, other)}, "topologyKey": host})
     return affinity
 
 
