@@ -214,6 +214,27 @@ def test_deleting_the_use_case_garbage_collects_every_child(kube_cluster, namesp
     eventually(collected, timeout=120)
 
 
+def test_kraft_use_case_becomes_ready_with_a_stable_cluster_id(kube_cluster, namespace, operator):
+    apply(kube_cluster, namespace, example("realtime/usecase.yaml"))
+    eventually(lambda: (c := ready(kube_cluster, namespace, "realtime")) and c["status"] == "True", timeout=120)
+    status = get(kube_cluster, namespace, "kafkausecase", "realtime")["status"]
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Ready": "True", "ControllersReady": "True", "BrokersReady": "True"}
+    assert status["clusterId"] and len(status["clusterId"]) == 22
+
+    patch(kube_cluster, namespace, "realtime", {"access": {"namespaces": {"from": "All", "selector": None}}})
+    generation = get(kube_cluster, namespace, "kafkausecase", "realtime")["metadata"]["generation"]
+    eventually(lambda: get(kube_cluster, namespace, "kafkausecase", "realtime")["status"]["observedGeneration"]
+               == generation)
+
+    assert get(kube_cluster, namespace, "kafkausecase", "realtime")["status"]["clusterId"] == status["clusterId"]
+    for statefulset in ("realtime-controllers", "realtime-kafka"):
+        container = get(kube_cluster, namespace, "statefulset", statefulset)["spec"]["template"]["spec"]["containers"][0]
+        assert {"name": "CLUSTER_ID", "value": status["clusterId"]} in container["env"]
+    controller_config = get(kube_cluster, namespace, "configmap", "realtime-controllers-config")["data"]
+    assert "ANONYMOUS" not in controller_config["controller.properties"]
+
+
 def test_external_use_case_reports_its_admin_connection(kube_cluster, kafka_kraft, namespace, operator):
     use_case = yaml.safe_load((ROOT / "examples" / "devstack" / "usecase.yaml").read_text())
     use_case["metadata"]["namespace"] = namespace
