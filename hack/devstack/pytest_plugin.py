@@ -111,7 +111,8 @@ def kube_cluster() -> KubeEndpoint:
 
 
 class _PeakMemory:
-    """Samples the RSS of every devstack process, plus this pytest process, every second."""
+    """Samples, every second, the RSS of this pytest process, every process it started (the
+    devstack, clusters booted by tests, the operator), and any devstack it reuses."""
 
     def __init__(self) -> None:
         self.peak_total = 0.0
@@ -127,15 +128,17 @@ class _PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
-            total = proc.rss_mb(os.getpid())
-            self.peak_by_component["pytest"] = max(self.peak_by_component.get("pytest", 0), total)
-            for name in ("kube", *(f"kafka-{m}" for m in kafka.MODES), "operator"):
-                stack = proc.Stack.load(name, paths.run_dir())
-                for component, rss in (stack.rss_mb() if stack else {}).items():
-                    key = f"{name}/{component}"
-                    self.peak_by_component[key] = max(self.peak_by_component.get(key, 0), rss)
-                    total += rss
-            self.peak_total = max(self.peak_total, total)
+            names = {os.getpid(): "pytest"} | {pid: f"{proc.comm(pid)} (started by a test)"
+                                                for pid in proc.descendants(os.getpid())}
+            for stack_name in ("kube", *(f"kafka-{m}" for m in kafka.MODES), "operator"):
+                stack = proc.Stack.load(stack_name, paths.run_dir())
+                names |= {pid: f"{stack_name}/{c}" for c, pid in (stack.running() if stack else {}).items()}
+            sample: dict[str, float] = {}
+            for pid, name in names.items():
+                sample[name] = sample.get(name, 0.0) + proc.rss_mb(pid)
+            for name, rss in sample.items():
+                self.peak_by_component[name] = max(self.peak_by_component.get(name, 0.0), rss)
+            self.peak_total = max(self.peak_total, sum(sample.values()))
 
 
 _memory = _PeakMemory()
@@ -155,12 +158,12 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if not _startup:  # no test used the devstack
+    if not _startup and set(_memory.peak_by_component) <= {"pytest"}:  # nothing but unit tests ran
         return
     write = terminalreporter.write_line
     terminalreporter.section("devstack")
     for name, timings in _startup.items():
         write(f"start-up {name}: " + ", ".join(f"{c} {s}s" for c, s in timings.items()))
     top = sorted(_memory.peak_by_component.items(), key=lambda item: -item[1])
-    write(f"peak RSS of the suite (devstack + pytest, summed per sample): {_memory.peak_total:.0f} MB; "
-          + ", ".join(f"{k} {v:.0f}" for k, v in top))
+    write(f"peak RSS of the suite (pytest, everything it started, the devstack; summed per sample): "
+          f"{_memory.peak_total:.0f} MB; peaks: " + ", ".join(f"{k} {v:.0f}" for k, v in top[:12]))
