@@ -5,6 +5,7 @@ and the test proves, key by key, that the rewrite changed nothing else."""
 
 import re
 import secrets
+import time
 import uuid
 
 import pytest
@@ -67,7 +68,19 @@ def admin_for(bootstrap: str, password: str) -> AdminClient:
 
 def assert_secured(bootstrap: str, admin_password: str) -> None:
     admin = admin_for(bootstrap, admin_password)
-    assert len(admin.describe_cluster(request_timeout=10).result(timeout=30).nodes) == 3  # admin SCRAM login
+
+    def formed():
+        """all three brokers registered and a controller elected, seen through the admin's SCRAM login"""
+        try:
+            cluster = admin.describe_cluster(request_timeout=10).result(timeout=15)
+        except KafkaException:
+            return False  # still electing; a loaded 2-core machine can take a while
+        return len(cluster.nodes) == 3 and cluster.controller is not None
+
+    deadline = time.monotonic() + 120
+    while not formed():
+        assert time.monotonic() < deadline, "the booted cluster never formed"
+        time.sleep(1)
     topic, user, password = f"t-{uuid.uuid4().hex[:6]}", f"u-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
     probes.create_topic(admin, topic)
     probes.create_scram_user(admin, user, password)
