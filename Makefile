@@ -49,7 +49,7 @@ bench: setup
 	$(BIN)/python bench/devstack_startup.py
 
 lint: venv
-	$(BIN)/python -m compileall -q operator hack/devstack tests e2e bench
+	$(BIN)/python -m pyflakes operator hack/devstack tests e2e bench
 
 clean:
 	-$(BIN)/devstack down

@@ -24,6 +24,7 @@ import jinja2
 from devstack import build, paths, versions
 from devstack.errors import DevstackError
 from devstack.proc import Stack, eventually, require_free_ports, require_tool, run
+from kafka_usecase_operator.render.config import log4j_properties
 
 MODES = ("kraft", "zookeeper")
 NETWORK = {"zookeeper": "127.0.1", "kraft": "127.0.2"}
@@ -251,7 +252,9 @@ class JvmLauncher:
         self.launched: dict[str, float] = {}
         self.log4j2 = not versions.has_zookeeper_mode(version)
         logging_file = stack.root / ("log4j2.properties" if self.log4j2 else "log4j.properties")
-        logging_file.write_text(_templates.get_template(logging_file.name + ".j2").render())
+        # log4j 1 (Kafka 3.9, ZooKeeper) logs exactly as the operator's pods do.
+        logging_file.write_text(_templates.get_template("log4j2.properties.j2").render() if self.log4j2
+                                else log4j_properties())
         self.logging_flag = (f"-Dlog4j2.configurationFile={logging_file}" if self.log4j2
                              else f"-Dlog4j.configuration=file:{logging_file}")
 

@@ -55,7 +55,7 @@ def _set_condition(kind: str, label: str, observation: SetObservation | None) ->
     if observation.done:
         return Observed(kind, True, Reason.READY, f"{observation.summary()} {label} ready")
     if observation.unschedulable:
-        return Observed(kind, False, "Unschedulable",
+        return Observed(kind, False, Reason.UNSCHEDULABLE,
                         f"{observation.summary()} {label} ready; cannot be scheduled: " + "; ".join(observation.unschedulable))
     return Observed(kind, False, Reason.RECONCILING, f"{observation.summary()} {label} ready, rolling out")
 
@@ -79,5 +79,5 @@ def in_cluster_fields(c: ClusterModel, brokers: SetObservation | None, quorum: S
 
 def external_conditions(error: str | None, bootstrap_servers: str) -> list[Observed]:
     if error is None:
-        return [Observed("Ready", True, "Connected", f"admin connection to {bootstrap_servers} works")]
-    return [Observed("Ready", False, "Unreachable", f"{bootstrap_servers}: {error}")]
+        return [Observed("Ready", True, Reason.CONNECTED, f"admin connection to {bootstrap_servers} works")]
+    return [Observed("Ready", False, Reason.UNREACHABLE, f"{bootstrap_servers}: {error}")]

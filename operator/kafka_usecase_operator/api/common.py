@@ -100,6 +100,13 @@ class Reason(str, Enum):
     NOT_SUPPORTED = "NotSupported"  # e.g. fewer partitions, another replication factor
     KAFKA_ERROR = "KafkaError"
     DELETING = "Deleting"
+    UNSCHEDULABLE = "Unschedulable"  # a pod of the cluster has no node it may run on
+    CONNECTED = "Connected"  # external use case: the admin connection works
+    UNREACHABLE = "Unreachable"  # external use case: it does not
+    # Changes refused because of what already runs (nothing is applied):
+    QUORUM_SHRINK = "QuorumShrink"
+    VERSION_DOWNGRADE = "VersionDowngrade"
+    TOO_FEW_BROKERS = "TooFewBrokers"
 
 
 class Condition(Model):

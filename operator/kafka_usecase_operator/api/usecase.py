@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from kafka_usecase_operator.api.common import (DNS_SUBDOMAIN, MAX_CONFIG_ENTRIES, READY_COLUMNS, ConfigMap, Kind,
+from kafka_usecase_operator.api.common import (DNS_SUBDOMAIN, READY_COLUMNS, ConfigMap, Kind,
                                                Model, PrinterColumn, Rule, Status)
 
 # Broker settings the operator owns: listeners, security, identity and storage layout. A user

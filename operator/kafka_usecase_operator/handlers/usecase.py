@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Any
-
 import kopf
 
 from kafka_usecase_operator import conditions, usecase_status
 from kafka_usecase_operator.api import GROUP, VERSION, InvalidSpec, KafkaUseCase
 from kafka_usecase_operator.api.common import Reason
-from kafka_usecase_operator.judgement import refuse_change
+from kafka_usecase_operator.judgement import REFUSALS, refuse_change
 from kafka_usecase_operator.kafka_check import check_external
 from kafka_usecase_operator.render import cluster
 from kafka_usecase_operator.render.model import ClusterModel, cluster_model, new_cluster_id
@@ -43,12 +41,13 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
         _report(patch, status, generation, [refusal])
         kopf.warn(body, reason=refusal.reason, message=f"change not applied: {refusal.message}")
         return
-    admin, controller = _ensure_secrets(memo.kube, c, cluster.Owner(name, uid))
-    cluster_id = controller["data"].get("cluster-id") if controller else None
+    owner = cluster.Owner(name, uid)
+    cluster_id = _ensure_secrets(memo.kube, c, owner)
     operator = cluster.OperatorIdentity(memo.settings.operator_namespace)
-    for obj in cluster.build(c, cluster.Owner(name, uid), operator, cluster_id=_decode(cluster_id) or ""):
+    for obj in cluster.build(c, owner, operator, cluster_id=cluster_id or ""):
         memo.kube.apply(obj)
-    _report_in_cluster(memo.kube, c, patch, status, generation, _decode(cluster_id))
+    for key, value in _in_cluster_status(memo.kube, c, status, generation, cluster_id).items():
+        patch.status[key] = value
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={cluster.USE_CASE_LABEL: kopf.PRESENT,
@@ -67,8 +66,7 @@ def child_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_) -> 
     if spec.external:
         return
     status = owner.get("status") or {}
-    if any(c.get("type") == "Ready" and c.get("reason") in ("QuorumShrink", "VersionDowngrade", "TooFewBrokers",
-                                                                Reason.INVALID_SPEC)
+    if any(c.get("type") == "Ready" and c.get("reason") in (*REFUSALS, Reason.INVALID_SPEC)
            for c in status.get("conditions", [])):
         return  # a refused change stays reported until the user fixes it
     if status.get("observedGeneration") is None:
@@ -103,7 +101,7 @@ def _check_external(body, namespace, spec, status, patch, memo) -> None:
             {"mode": "external", "bootstrapServers": external.bootstrap_servers,
              "adminSecret": external.admin_secret_ref.name})
     if error and (previous_ready is None or previous_ready.get("status") != "False"):
-        kopf.warn(body, reason="Unreachable", message=error)
+        kopf.warn(body, reason=Reason.UNREACHABLE, message=error)
 
 
 def _report(patch: kopf.Patch, status: dict | None, generation: int | None, observed: list[conditions.Observed],
@@ -112,11 +110,6 @@ def _report(patch: kopf.Patch, status: dict | None, generation: int | None, obse
     patch.status["conditions"] = conditions.merge(previous, observed, generation, conditions.now())
     patch.status["observedGeneration"] = generation
     for key, value in (fields or {}).items():
-        patch.status[key] = value
-
-
-def _report_in_cluster(kube, c: ClusterModel, patch, status, generation, cluster_id) -> None:
-    for key, value in _in_cluster_status(kube, c, status, generation, cluster_id).items():
         patch.status[key] = value
 
 
@@ -149,16 +142,13 @@ def _largest_topic_replication(kube, use_case: str, namespace: str) -> int:
     return largest
 
 
-def _ensure_secrets(kube, c: ClusterModel, owner: cluster.Owner) -> tuple[dict, dict | None]:
-    """The admin (and KRaft controller) credentials and the KRaft cluster id: generated once, kept."""
-    admin = kube.create_if_absent(cluster.credentials_secret(c, c.admin_secret, owner, {
+def _ensure_secrets(kube, c: ClusterModel, owner: cluster.Owner) -> str | None:
+    """The admin (and KRaft controller) credentials and the KRaft cluster id: generated once and
+    kept, so a lost status or a restarted operator never changes them. Returns the cluster id."""
+    kube.create_if_absent(cluster.credentials_secret(c, c.admin_secret, owner, {
         "username": "admin", "password": secrets.token_urlsafe(32)}))
     if c.mode != "kraft":
-        return admin, None
+        return None
     controller = kube.create_if_absent(cluster.credentials_secret(c, c.controller_secret, owner, {
         "username": "controller", "password": secrets.token_urlsafe(32), "cluster-id": new_cluster_id()}))
-    return admin, controller
-
-
-def _decode(value: Any) -> str | None:
-    return base64.b64decode(value).decode() if value else None
+    return base64.b64decode(controller["data"]["cluster-id"]).decode()
