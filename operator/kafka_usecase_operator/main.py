@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     port = args.liveness_port or settings.liveness_port
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    import kafka_usecase_operator.handlers  # noqa: F401  (registers the handlers)
+    importlib.import_module("kafka_usecase_operator.handlers")  # registers the handlers with kopf
 
     # kopf stops cleanly on SIGTERM/SIGINT: handlers finish, watches close.
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
