@@ -23,15 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = OperatorSettings.from_env()
-    namespaces = args.namespace or settings.namespaces
-    port = args.liveness_port or settings.liveness_port
+    settings = settings.model_copy(update={"namespaces": args.namespace or settings.namespaces,
+                                           "liveness_port": args.liveness_port or settings.liveness_port})
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     importlib.import_module("kafka_usecase_operator.handlers")  # registers the handlers with kopf
 
     # kopf stops cleanly on SIGTERM/SIGINT: handlers finish, watches close.
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
-             liveness_endpoint=f"http://0.0.0.0:{port}/healthz")
+    kopf.run(standalone=True, clusterwide=not settings.namespaces, namespaces=settings.namespaces,
+             liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz", memo=kopf.Memo(settings=settings))
     return 0
 
 

@@ -18,5 +18,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = 30  # Events for warnings and up; handlers post the rest explicitly
     settings.watching.server_timeout = 300
-    memo.settings = OperatorSettings.from_env()
+    if "settings" not in memo:  # `kafka-usecase-operator run` passes them, with its command-line options
+        memo.settings = OperatorSettings.from_env()
     memo.kube = Kube(api_client(), memo.settings.field_manager)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+
 import kopf
 
 from kafka_usecase_operator import conditions, usecase_status
@@ -36,7 +37,7 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
         return
     c = cluster_model(name, namespace, spec)
     refusal = refuse_change(c, _running_quorum(memo.kube, c), (status or {}).get("kafkaVersion"),
-                            _largest_topic_replication(memo.kube, name, namespace))
+                            _largest_topic_replication(memo.kube, name, namespace, memo.settings.namespaces))
     if refusal:
         _report(patch, status, generation, [refusal])
         kopf.warn(body, reason=refusal.reason, message=f"change not applied: {refusal.message}")
@@ -56,25 +57,28 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
                                          "app.kubernetes.io/managed-by": cluster.MANAGED_BY})
 def child_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_) -> None:
     """A rollout progressed or a pod was (not) scheduled: recompute the owner's status."""
-    owner = memo.kube.get(API_VERSION, "KafkaUseCase", namespace, labels[cluster.USE_CASE_LABEL])
-    if owner is None or owner["metadata"].get("deletionTimestamp"):
-        return
+    for _attempt in range(3):  # the owner may change between our read and our write: read again
+        owner = memo.kube.get(API_VERSION, "KafkaUseCase", namespace, labels[cluster.USE_CASE_LABEL])
+        if owner is None or owner["metadata"].get("deletionTimestamp") or _refresh_status(owner, memo):
+            return
+
+
+def _refresh_status(owner: dict, memo: kopf.Memo) -> bool:
+    """Recompute an in-cluster use case's status from its children; False if the write lost a race."""
+    namespace = owner["metadata"]["namespace"]
     try:
         spec = KafkaUseCase.parse(owner)
     except InvalidSpec:
-        return  # the KafkaUseCase handler reports it
-    if spec.external:
-        return
+        return True  # the KafkaUseCase handler reports it
     status = owner.get("status") or {}
+    if spec.external or status.get("observedGeneration") is None:
+        return True  # not ours to report, or the KafkaUseCase handler has not reported the first status yet
     if any(c.get("type") == "Ready" and c.get("reason") in (*REFUSALS, Reason.INVALID_SPEC)
            for c in status.get("conditions", [])):
-        return  # a refused change stays reported until the user fixes it
-    if status.get("observedGeneration") is None:
-        return  # the KafkaUseCase handler has not reported yet; it computes the first status itself
+        return True  # a refused change stays reported until the user fixes it
     c = cluster_model(owner["metadata"]["name"], namespace, spec)
     new = _in_cluster_status(memo.kube, c, status, status["observedGeneration"], status.get("clusterId"))
-    if new != {k: status.get(k) for k in new}:
-        memo.kube.patch_status(API_VERSION, "KafkaUseCase", namespace, c.name, new)
+    return new == {k: status.get(k) for k in new} or memo.kube.patch_status(owner, new)
 
 
 # One timer per *external* use case (few per cluster): re-checks the admin connection.
@@ -133,9 +137,13 @@ def _running_quorum(kube, c: ClusterModel) -> int | None:
     return sts["spec"]["replicas"] if sts else None
 
 
-def _largest_topic_replication(kube, use_case: str, namespace: str) -> int:
+def _largest_topic_replication(kube, use_case: str, namespace: str, watched: list[str]) -> int:
+    """The largest replication factor among the KafkaTopics of this use case, wherever the operator
+    watches (a namespace list needs no cluster-wide permission)."""
+    topics = [t for ns in watched for t in kube.list(API_VERSION, "KafkaTopic", ns)] if watched else \
+        kube.list(API_VERSION, "KafkaTopic", None)
     largest = 0
-    for topic in kube.list(API_VERSION, "KafkaTopic", None):
+    for topic in topics:
         ref = topic.get("spec", {}).get("useCase", {})
         if ref.get("name") == use_case and (ref.get("namespace") or topic["metadata"]["namespace"]) == namespace:
             largest = max(largest, topic["spec"].get("replicas") or 0)

@@ -57,12 +57,17 @@ class Kube:
                 raise
         return resource.get(name=obj["metadata"]["name"], namespace=namespace).to_dict()
 
-    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict) -> None:
-        """Merge-patch the status; an object deleted meanwhile has nothing left to report."""
-        resource = self._resource(api_version, kind)
+    def patch_status(self, obj: dict[str, Any], status: dict) -> bool:
+        """Merge-patch the status of `obj` as it was read: False when the object changed since
+        (its resourceVersion moved on: the caller re-reads and recomputes) or was deleted."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        metadata = obj["metadata"]
         try:
-            resource.status.patch(body={"status": status}, name=name, namespace=namespace,
+            resource.status.patch(body={"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": status},
+                                  name=metadata["name"], namespace=metadata["namespace"],
                                   content_type="application/merge-patch+json")
         except ApiException as error:
-            if error.status != 404:
-                raise
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
