@@ -80,3 +80,16 @@ def test_settings_from_environment():
     assert settings.namespaces == ["a", "b"] and settings.external_check_seconds == 5.0
     with pytest.raises(ValueError):
         OperatorSettings.from_env({"KUO_LIVENESS_PORT": "0"})
+
+
+def test_external_check_names_what_is_wrong_with_the_admin_secret():
+    import base64
+
+    from kafka_usecase_operator.api.usecase import ExternalCluster
+    from kafka_usecase_operator.kafka_check import check_external
+
+    external = ExternalCluster.model_validate({"bootstrapServers": "127.0.0.1:1", "adminSecretRef": {"name": "adm"}})
+    only_user = {"data": {"username": base64.b64encode(b"admin").decode()}}
+
+    assert check_external(external, None, 1) == "admin Secret adm not found"
+    assert check_external(external, only_user, 1) == "admin Secret adm has no key password"
