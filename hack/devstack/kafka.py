@@ -186,13 +186,9 @@ def up(cluster: ClusterPlan, run_root: Path) -> Stack:
             return existing
         raise DevstackError(f"{cluster.name} already runs as {existing.config.get('shape')}: "
                             f"stop it first with `devstack down kafka --mode {cluster.mode}`")
-    require_tool("java", "install Java 17 (apt-get install openjdk-17-jdk-headless)")
-    if not build.kafka_ready(cluster.version):
-        raise DevstackError(f"Kafka {cluster.version} jars are not in {paths.kafka_libs(cluster.version)}: "
-                            "run `devstack build` (or `make setup`)")
-    require_free_ports([(n.host, p) for n in cluster.nodes for p in n.ports], cluster.name)
-
     stack = Stack(cluster.name, run_root / cluster.name)
+    launcher = JvmLauncher(stack, cluster.version)  # java and the jars, checked before anything is written
+    require_free_ports([(n.host, p) for n in cluster.nodes for p in n.ports], cluster.name)
     if stack.root.exists():
         shutil.rmtree(stack.root)
     stack.root.mkdir(parents=True)
@@ -202,7 +198,6 @@ def up(cluster: ClusterPlan, run_root: Path) -> Stack:
     stack.config = {"shape": _shape(cluster), "mode": cluster.mode, "version": cluster.version,
                     "bootstrap_servers": cluster.bootstrap_servers, "admin_password_file": str(password_file)}
     stack.save()
-    launcher = JvmLauncher(stack, cluster.version)
     try:
         if cluster.mode == "zookeeper":
             _up_zookeeper_mode(launcher, cluster, admin_password)
@@ -251,12 +246,17 @@ class JvmLauncher:
         self.started = time.monotonic()
         self.launched: dict[str, float] = {}
         self.log4j2 = not versions.has_zookeeper_mode(version)
-        logging_file = stack.root / ("log4j2.properties" if self.log4j2 else "log4j.properties")
-        # log4j 1 (Kafka 3.9, ZooKeeper) logs exactly as the operator's pods do.
-        logging_file.write_text(_templates.get_template("log4j2.properties.j2").render() if self.log4j2
-                                else log4j_properties())
-        self.logging_flag = (f"-Dlog4j2.configurationFile={logging_file}" if self.log4j2
-                             else f"-Dlog4j.configuration=file:{logging_file}")
+
+    @property
+    def logging_flag(self) -> str:
+        """Written on first use, into the stack's directory (which exists by then)."""
+        logging_file = self.stack.root / ("log4j2.properties" if self.log4j2 else "log4j.properties")
+        if not logging_file.exists():
+            # log4j 1 (Kafka 3.9, ZooKeeper) logs exactly as the operator's pods do.
+            logging_file.write_text(_templates.get_template("log4j2.properties.j2").render() if self.log4j2
+                                    else log4j_properties())
+        return (f"-Dlog4j2.configurationFile={logging_file}" if self.log4j2
+                else f"-Dlog4j.configuration=file:{logging_file}")
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
