@@ -4,7 +4,6 @@ the broker rejoins when it comes back; metadata changes keep working with one of
 nodes or KRaft controllers down."""
 
 import os
-import time
 import uuid
 
 import pytest
@@ -12,6 +11,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from devstack import probes
+from waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -36,13 +36,6 @@ def brokers_up(admin) -> int:
     return len(admin.describe_cluster(request_timeout=5).result(timeout=10).nodes)
 
 
-def wait_for(check, timeout=90):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not true after {timeout}s"
-        time.sleep(1)
-
-
 def test_acks_all_survives_a_broker_loss_and_the_broker_rejoins(kafka_cluster):
     admin = AdminClient(kafka_cluster.client_config())
     topic = f"durable-{uuid.uuid4().hex[:8]}"
@@ -53,7 +46,7 @@ def test_acks_all_survives_a_broker_loss_and_the_broker_rejoins(kafka_cluster):
         assert produce_acks_all(kafka_cluster, topic) == 20
     finally:
         kafka_cluster.stack.restart("broker-13")
-    wait_for(lambda: brokers_up(admin) == 3)
+    eventually(lambda: brokers_up(admin) == 3, timeout=90, interval=1)
     assert produce_acks_all(kafka_cluster, topic) == 20
 
 

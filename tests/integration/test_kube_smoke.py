@@ -5,13 +5,13 @@ ownerReferences, and helm installing a chart."""
 import copy
 import json
 import subprocess
-import time
 import uuid
 
 import pytest
 from kubernetes import client, config
 
 from devstack import kube
+from waiting import eventually
 
 pytestmark = pytest.mark.kube
 
@@ -49,17 +49,6 @@ spec:
 def widget(name: str, config: dict) -> str:
     return json.dumps({"apiVersion": "smoke.devstack.test/v1", "kind": "Widget",
                        "metadata": {"name": name}, "spec": {"size": 3, "config": config}})
-
-
-def eventually(check, timeout: float = 60, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {check.__doc__ or check}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ and the test proves, key by key, that the rewrite changed nothing else."""
 
 import re
 import secrets
-import time
 import uuid
 
 import pytest
@@ -17,6 +16,7 @@ from devstack import probes, proc
 from kafka_usecase_operator.api import KafkaUseCase
 from kafka_usecase_operator.render import config
 from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, cluster_model
+from waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -77,10 +77,7 @@ def assert_secured(bootstrap: str, admin_password: str) -> None:
             return False  # still electing; a loaded 2-core machine can take a while
         return len(cluster.nodes) == 3 and cluster.controller is not None
 
-    deadline = time.monotonic() + 120
-    while not formed():
-        assert time.monotonic() < deadline, "the booted cluster never formed"
-        time.sleep(1)
+    eventually(formed, timeout=120, interval=1)
     topic, user, password = f"t-{uuid.uuid4().hex[:6]}", f"u-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
     probes.create_topic(admin, topic)
     probes.create_scram_user(admin, user, password)

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -18,21 +17,11 @@ import pytest
 import yaml
 
 from devstack import kube
+from waiting import eventually
 
 pytestmark = pytest.mark.kube
 ROOT = Path(__file__).parents[2]
 OPERATOR = str(Path(sys.executable).with_name("kafka-usecase-operator"))
-
-
-def eventually(check, timeout=90, interval=0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not true after {timeout}s: {check.__doc__ or check.__name__} (last: {last!r})")
 
 
 def free_port() -> int:
