@@ -12,7 +12,7 @@ def admits(access: Access, use_case_namespace: str, namespace: str, namespace_la
         return True
     if rule.from_ == "Same":
         return namespace == use_case_namespace
-    return namespace == use_case_namespace or matches(rule.selector, namespace_labels)
+    return matches(rule.selector, namespace_labels)  # as in the Gateway API: its own namespace only if selected
 
 
 def matches(selector: LabelSelector | None, labels: dict[str, str]) -> bool:

@@ -16,7 +16,7 @@ def access(**namespaces):
     ({"from": "All"}, "team-a", {}, True),
     ({"from": "Selector", "selector": {"matchLabels": {"access": "yes"}}}, "team-a", {"access": "yes"}, True),
     ({"from": "Selector", "selector": {"matchLabels": {"access": "yes"}}}, "team-b", {"access": "no"}, False),
-    ({"from": "Selector", "selector": {"matchLabels": {"access": "yes"}}}, "kafka", {}, True),  # own namespace
+    ({"from": "Selector", "selector": {"matchLabels": {"access": "yes"}}}, "kafka", {}, False),  # even its own
     ({"from": "Selector", "selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["gold"]}]}},
      "team-c", {"tier": "gold"}, True),
     ({"from": "Selector", "selector": {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["gold"]}]}},
