@@ -156,7 +156,8 @@ class NamespaceAccess(Model):
                   field_path=".selector"),)
 
     from_: Annotated[Literal["Same", "All", "Selector"], Field(alias="from")] = "Same"
-    """`Same`: only this namespace; `All`: every namespace; `Selector`: namespaces whose labels match `selector`."""
+    """`Same`: only this namespace; `All`: every namespace; `Selector`: namespaces whose labels match
+    `selector` (this namespace too only if it matches, as in the Gateway API)."""
     selector: LabelSelector | None = None
 
 
