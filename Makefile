@@ -41,9 +41,11 @@ test: setup
 test-unit: venv
 	$(PYTEST) -m unit $(PYTEST_FLAGS)
 
-# Long runs: the smoke tests again on 3 brokers with a 3-node ZooKeeper ensemble / 3 KRaft controllers.
+# Long runs: the Kafka tests again, and the fault tests, on 3 brokers with a 3-node ZooKeeper
+# ensemble / 3 KRaft controllers; one mode at a time, so 2 cores are not shared by 12 JVMs.
 test-slow: setup
-	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 $(PYTEST) -m "slow or kafka" $(PYTEST_FLAGS)
+	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=kraft $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS)
+	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=zookeeper $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS)
 
 bench: setup
 	$(BIN)/python bench/devstack_startup.py

@@ -18,9 +18,14 @@ def topics_are_created_described_grown_and_reconfigured(admin):
 
     assert admin.create_topics([Topic(name, 2, None, {"retention.ms": "60000"})]) == {name: None}
     assert isinstance(admin.create_topics([Topic(name, 2, None)])[name], Exception)  # already exists
-    described = admin.describe_topics([name])[name]
-    assert (described.partitions, described.replication_factor >= 1) == (2, True)
-    assert described.config == {"retention.ms": "60000"}
+
+    def created():
+        """2 partitions and retention.ms as created (brokers learn metadata asynchronously)"""
+        described = admin.describe_topics([name])[name]
+        return described is not None and described.replication_factor >= 1 and \
+            (described.partitions, described.config) == (2, {"retention.ms": "60000"})
+
+    eventually(created, timeout=30)
 
     assert admin.create_partitions({name: 4}) == {name: None}
     change = AlterTopicConfig(name, {"cleanup.policy": "compact"}, ("retention.ms",))

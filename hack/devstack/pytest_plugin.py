@@ -85,7 +85,16 @@ def kafka_zookeeper() -> KafkaEndpoint:
     return _start_kafka("zookeeper")
 
 
-@pytest.fixture(scope="session", params=["kraft", "zookeeper"])
+def _modes() -> list[str]:
+    """DEVSTACK_KAFKA_MODES narrows the modes (make test-slow runs one 3-broker cluster at a time)."""
+    wanted = [m.strip() for m in os.environ.get("DEVSTACK_KAFKA_MODES", ",".join(kafka.MODES)).split(",") if m.strip()]
+    unknown = set(wanted) - set(kafka.MODES)
+    if unknown:
+        raise pytest.UsageError(f"DEVSTACK_KAFKA_MODES: unknown mode(s) {', '.join(sorted(unknown))}")
+    return wanted
+
+
+@pytest.fixture(scope="session", params=_modes())
 def kafka_cluster(request) -> KafkaEndpoint:
     """Runs the test once per metadata mode: 4.3.1 in KRaft mode, 3.9.2 with ZooKeeper."""
     return request.getfixturevalue(f"kafka_{request.param}")

@@ -44,12 +44,12 @@ def test_acks_all_survives_a_broker_loss_and_the_broker_rejoins(kafka_cluster):
     topic = f"durable-{uuid.uuid4().hex[:8]}"
     probes.create_topic(admin, topic, partitions=3)  # replication factor 3, min.insync.replicas 2
 
-    kafka_cluster.stack.stop(["broker-13"])
+    kafka_cluster.stack.stop(["broker-13"], grace=60)  # a controlled shutdown, not a kill
     try:
         assert produce_acks_all(kafka_cluster, topic) == 20
     finally:  # later tests get their three brokers back, whatever happened here
         kafka_cluster.stack.restart("broker-13")
-        eventually(lambda: brokers_up(admin) == 3, timeout=120, interval=1)
+        eventually(lambda: brokers_up(admin) == 3, timeout=180, interval=1)
     assert produce_acks_all(kafka_cluster, topic) == 20
 
 
