@@ -32,11 +32,15 @@ def produce_acks_all(cluster, topic: str, count: int = 20) -> int:
     return sum(1 for err in delivered if err is None)
 
 
-def brokers_up(admin) -> int:
+def healthy_again(admin) -> bool:
+    """three brokers registered and a metadata write succeeds: the next test gets a whole cluster"""
     try:
-        return len(admin.describe_cluster(request_timeout=5).result(timeout=10).nodes)
-    except KafkaException:  # a restarted broker's cluster can be briefly without an answer
-        return 0
+        if len(admin.describe_cluster(request_timeout=5).result(timeout=10).nodes) != 3:
+            return False
+        probes.create_topic(admin, f"probe-{uuid.uuid4().hex[:8]}")
+        return True
+    except KafkaException:  # a cluster whose node just restarted can be briefly without an answer
+        return False
 
 
 def test_acks_all_survives_a_broker_loss_and_the_broker_rejoins(kafka_cluster):
@@ -49,7 +53,7 @@ def test_acks_all_survives_a_broker_loss_and_the_broker_rejoins(kafka_cluster):
         assert produce_acks_all(kafka_cluster, topic) == 20
     finally:  # later tests get their three brokers back, whatever happened here
         kafka_cluster.stack.restart("broker-13")
-        eventually(lambda: brokers_up(admin) == 3, timeout=180, interval=1)
+        eventually(lambda: healthy_again(admin), timeout=180, interval=1)
     assert produce_acks_all(kafka_cluster, topic) == 20
 
 
@@ -61,6 +65,7 @@ def test_metadata_quorum_keeps_working_with_one_node_down(kafka_cluster):
     try:
         topic = f"quorum-{uuid.uuid4().hex[:8]}"
         probes.create_topic(admin, topic)  # a metadata write: needs the quorum's majority
-        assert topic in admin.list_topics(timeout=20).topics
+        eventually(lambda: topic in admin.list_topics(timeout=20).topics, timeout=30)
     finally:
         kafka_cluster.stack.restart(node)
+        eventually(lambda: healthy_again(admin), timeout=180, interval=1)
