@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialUpsertion)
@@ -18,6 +18,24 @@ def create_scram_user(admin: AdminClient, user: str, password: str) -> None:
     upsert = UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
                                           password.encode())
     admin.alter_user_scram_credentials([upsert])[user].result(timeout=60)
+
+
+def authenticates_everywhere(bootstrap: str, user: str, password: str) -> bool:
+    """True once every broker accepts the user's SCRAM login: a new credential reaches the brokers
+    asynchronously (ZooKeeper watches, KRaft metadata), so a fresh user can be refused for a moment."""
+    for broker in bootstrap.split(","):
+        errors: list[int] = []
+        client = AdminClient({"bootstrap.servers": broker, "security.protocol": "SASL_PLAINTEXT",
+                              "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password,
+                              "log_level": 0, "error_cb": lambda error: errors.append(error.code())})
+        try:
+            client.list_topics(timeout=5)
+        except KafkaException:
+            return False
+        client.poll(0)
+        if KafkaError._AUTHENTICATION in errors:
+            return False
+    return True
 
 
 def grant_topic(admin: AdminClient, user: str, topic: str, *operations: AclOperation) -> None:

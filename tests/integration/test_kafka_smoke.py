@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import AclOperation, AdminClient
 
 from devstack import probes
+from waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
@@ -27,6 +28,7 @@ def app_user(kafka_cluster, admin):
     probes.create_topic(admin, topic)
     probes.create_scram_user(admin, user, password)
     probes.grant_topic(admin, user, topic, AclOperation.WRITE, AclOperation.DESCRIBE)
+    eventually(lambda: probes.authenticates_everywhere(kafka_cluster.bootstrap_servers, user, password), timeout=60)
     return user, password, topic
 
 
