@@ -9,12 +9,10 @@ nothing is allowed without an ACL; `admin` is the only client super user.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import shutil
 import socket
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from devstack import build, paths, versions
 from devstack.errors import DevstackError
 from devstack.proc import Stack, eventually, require_free_ports, require_tool, run
 from kafka_usecase_operator.render.config import log4j_properties
+from kafka_usecase_operator.render.model import new_cluster_id
 
 MODES = ("kraft", "zookeeper")
 NETWORK = {"zookeeper": "127.0.1", "kraft": "127.0.2"}
@@ -141,11 +140,6 @@ def plan(mode: str, version: str | None = None, brokers: int = 1, zookeepers: in
             raise DevstackError("--zookeepers applies to --mode zookeeper only")
         quorum = 0 if brokers == 1 else 3
     return ClusterPlan(mode, version, brokers, quorum)
-
-
-def new_cluster_id() -> str:
-    """A Kafka Uuid as StorageTool prints it: url-safe base64 of 16 random bytes, unpadded."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def render_server_properties(cluster: ClusterPlan, node: Node, data_dir: Path, admin_password: str,
