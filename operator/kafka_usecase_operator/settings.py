@@ -22,6 +22,21 @@ class OperatorSettings(BaseModel):
     """How often an external use case's connection is re-checked (KUO_EXTERNAL_CHECK_SECONDS)."""
     kafka_timeout_seconds: float = Field(10.0, gt=0)
     """Timeout of one admin request to a Kafka cluster (KUO_KAFKA_TIMEOUT_SECONDS)."""
+    resync_seconds: float = Field(120.0, gt=0)
+    """How often every topic, user and ACL is compared with Kafka and drift repaired (KUO_RESYNC_SECONDS)."""
+    retry_seconds: float = Field(10.0, gt=0)
+    """Delay before retrying an object whose cluster was not reachable (KUO_RETRY_SECONDS)."""
+    finalizer_release_seconds: float = Field(600.0, ge=0)
+    """How long a deleted object waits for an unreachable cluster before its finalizer is released
+    with a Warning, leaving its Kafka state behind (KUO_FINALIZER_RELEASE_SECONDS)."""
+    batch_max_items: int = Field(100, ge=1)
+    """Items per admin request; 1 switches batching off (KUO_BATCH_MAX_ITEMS)."""
+    batch_max_delay: float = Field(0.1, ge=0)
+    """Seconds a batch waits for more items after its first (KUO_BATCH_MAX_DELAY)."""
+    api_connections: int = Field(20, ge=1)
+    """Connections to the API server at most, kopf's and the operator's each (KUO_API_CONNECTIONS)."""
+    metrics_port: int = Field(8081, ge=0, le=65535)
+    """Port of the Prometheus /metrics endpoint; 0 turns it off (KUO_METRICS_PORT)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> OperatorSettings:

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from kafka_usecase_operator.api.common import (DNS_LABEL, DNS_SUBDOMAIN, MAX_GRANTS, READY_COLUMNS, AclRule, Kind,
-                                               Model, PrinterColumn, Status, UseCaseRef, immutable)
+                                               Model, PrinterColumn, KafkaStateStatus, UseCaseRef, immutable)
 
 
 class UserRef(Model):
@@ -26,7 +26,7 @@ class KafkaAclSpec(Model):
     """The grants; a principal's effective ACLs are the union of its KafkaUser's and every KafkaAcl naming it."""
 
 
-class KafkaAclStatus(Status):
+class KafkaAclStatus(KafkaStateStatus):
     bindings: int | None = None
     """ACL bindings in Kafka that this object contributes."""
 

@@ -98,7 +98,12 @@ class Reason(str, Enum):
     USE_CASE_NOT_READY = "UseCaseNotReady"
     CONFLICT = "Conflict"  # e.g. two KafkaUsers claiming one username
     NOT_SUPPORTED = "NotSupported"  # e.g. fewer partitions, another replication factor
-    KAFKA_ERROR = "KafkaError"
+    KAFKA_ERROR = "KafkaError"  # Kafka refused the change; the message is Kafka's
+    CREATED = "Created"  # topics, users, ACLs: in Kafka as specified
+    UPDATED = "Updated"
+    CLUSTER_NOT_READY = "ClusterNotReady"  # the use case's cluster cannot be reached (yet): retried
+    SECRET_NOT_FOUND = "SecretNotFound"  # a KafkaUser's spec.authentication.password Secret or key is missing
+    USER_NOT_FOUND = "UserNotFound"  # a KafkaAcl names a KafkaUser that does not exist (yet) in the use case
     DELETING = "Deleting"
     UNSCHEDULABLE = "Unschedulable"  # a pod of the cluster has no node it may run on
     CONNECTED = "Connected"  # external use case: the admin connection works
@@ -131,6 +136,14 @@ class Status(Model):
     """The `metadata.generation` the operator last acted on."""
     conditions: Annotated[list[Condition], Field(max_length=16)] = []
     """`Ready` and any others; `Ready=False` carries a reason and a message."""
+
+
+class KafkaStateStatus(Status):
+    """Status of the kinds that live in Kafka (topics, users, ACLs)."""
+
+    last_drift_correction: str | None = None
+    """When the periodic resync last had to repair a change made in Kafka behind the operator's back
+    (RFC 3339); an Event with reason DriftCorrected says what."""
 
 
 # Kafka ACL operations that make sense per resource type (Kafka's own AclEntry rules).

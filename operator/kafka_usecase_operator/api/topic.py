@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kafka_usecase_operator.api.common import (READY_COLUMNS, ConfigMap, Kind, Model, PrinterColumn, Rule, Status,
+from kafka_usecase_operator.api.common import (READY_COLUMNS, ConfigMap, Kind, Model, PrinterColumn, Rule, KafkaStateStatus,
                                                UseCaseRef, immutable)
 
 TOPIC_NAME = r"^[a-zA-Z0-9._-]+$"
@@ -36,7 +36,7 @@ def _effective_name(obj: str) -> str:
     return f"(has({obj}.spec.topicName) ? {obj}.spec.topicName : {obj}.metadata.name)"
 
 
-class KafkaTopicStatus(Status):
+class KafkaTopicStatus(KafkaStateStatus):
     topic_name: str | None = None
     """The topic's name in Kafka."""
     topic_id: str | None = None

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from kafka_usecase_operator.api.common import (READY_COLUMNS, Grants, Kind, Model, PrinterColumn, Rule, SecretKeyRef,
-                                               Status, UseCaseRef, immutable)
+                                               KafkaStateStatus, UseCaseRef, immutable)
 
 USERNAME = r"^[A-Za-z0-9._@-]+$"
 
@@ -44,11 +44,14 @@ class KafkaUserSpec(Model):
     """Owning team; carried as a label on the credentials Secret."""
 
 
-class KafkaUserStatus(Status):
+class KafkaUserStatus(KafkaStateStatus):
     username: str | None = None
     """The Kafka principal is `User:<username>`."""
     secret: str | None = None
     """The Secret with `username`, `password`, `sasl.jaas.config`, `bootstrap.servers` and a `client.properties`."""
+    password_rotation: str | None = None
+    """The value of the `kafka.usecase.dev/rotate-password` annotation last acted on: setting the
+    annotation to any new value rotates the password once."""
 
 
 KafkaUser = Kind(

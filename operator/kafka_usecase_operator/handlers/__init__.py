@@ -1,5 +1,5 @@
-"""Thin kopf handlers, one module per kind; importing this package registers them."""
+"""Thin kopf handlers; importing this package registers them."""
 
-from kafka_usecase_operator.handlers import lifecycle, usecase
+from kafka_usecase_operator.handlers import indexes, kafka_state, lifecycle, resync, usecase
 
-__all__ = ["lifecycle", "usecase"]
+__all__ = ["indexes", "kafka_state", "lifecycle", "resync", "usecase"]

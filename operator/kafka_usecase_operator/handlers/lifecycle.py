@@ -1,23 +1,65 @@
-"""Start-up wires things once: kopf settings, the settings object and the Kubernetes client."""
+"""Start-up wires things once: kopf settings, the settings object, the Kubernetes clients (kopf's
+and ours, each with a capped connection pool), the Kafka connections and the metrics endpoint."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
+
 import kopf
+from prometheus_client import Gauge, start_http_server
 
 from kafka_usecase_operator.api import GROUP
+from kafka_usecase_operator.handlers.diffbase import InMemoryDiffBase
+from kafka_usecase_operator.kafka.connections import Connections
 from kafka_usecase_operator.kube.client import Kube, api_client
+from kafka_usecase_operator.kube.rest import Rest, capped_session, connection_info
+from kafka_usecase_operator.reconcile.context import Context, NamespaceLabels
 from kafka_usecase_operator.settings import OperatorSettings
+
+ADMIN_REQUESTS = Gauge("kuo_kafka_admin_requests", "Admin requests sent to Kafka clusters since start")
+API_REQUESTS = Gauge("kuo_api_requests", "Requests to the API server sent by the operator's own client "
+                                         "(kopf's watches and patches not included)")
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
-    # Progress and diff-base live in annotations of our own prefix: the CRDs' status schemas are
-    # strict, and a pruned status.kopf would make kopf re-detect creation forever.
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
+    # Progress and KafkaUseCase diff-bases live in annotations of our own prefix: the CRDs' status
+    # schemas are strict, and a pruned status.kopf would make kopf re-detect creation forever.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    memo.diffbase = InMemoryDiffBase(kopf.AnnotationsDiffBaseStorage(prefix=GROUP))
+    settings.persistence.diffbase_storage = memo.diffbase
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.posting.level = 30  # Events for warnings and up; handlers post the rest explicitly
+    settings.posting.level = logging.WARNING  # Events for warnings and up; handlers post the rest explicitly
     settings.watching.server_timeout = 300
     if "settings" not in memo:  # `kafka-usecase-operator run` passes them, with its command-line options
         memo.settings = OperatorSettings.from_env()
+    # Batches and per-principal ACL reads wait on Kafka in threads; the default pool (cores + 4) is small.
+    asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(16, "kafka-admin"))
     memo.kube = Kube(api_client(), memo.settings.field_manager)
+    info = connection_info(settings)
+    rest = Rest(capped_session(info, memo.settings.api_connections), info.server)
+    connections = Connections(rest, memo.settings.kafka_timeout_seconds, memo.settings.batch_max_items,
+                              memo.settings.batch_max_delay)
+    memo.ctx = Context(rest, connections, memo.settings, NamespaceLabels(rest))
+    if memo.settings.metrics_port:
+        ADMIN_REQUESTS.set_function(lambda: connections.admin_requests)
+        API_REQUESTS.set_function(lambda: rest.requests_sent)
+        start_http_server(memo.settings.metrics_port)
+
+
+@kopf.on.login()
+async def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> kopf.AiohttpSession:
+    """kopf's own session, capped: its default pool is unlimited, and at thousands of objects the
+    connections alone decide whether the operator stays small."""
+    limit = memo.settings.api_connections if "settings" in memo else OperatorSettings.from_env().api_connections
+    info = connection_info(settings)
+    return kopf.AiohttpSession(server=info.server, default_namespace=info.default_namespace,
+                               aiohttp_session=capped_session(info, limit))
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_) -> None:
+    if "ctx" in memo:
+        await memo.ctx.rest.session.close()

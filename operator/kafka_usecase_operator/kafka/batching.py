@@ -48,8 +48,9 @@ class Batcher(Generic[K]):
 
     async def _send(self, batch: list[tuple[object, asyncio.Future]]) -> None:
         self.requests_sent += 1
+        unique = {self.key(item): item for item, _ in batch}  # two callers, one item: sent once
         try:
-            results = await asyncio.to_thread(self.call, [item for item, _ in batch])
+            results = await asyncio.to_thread(self.call, list(unique.values()))
         except Exception as error:  # the whole request failed: every caller learns why
             results = {self.key(item): error for item, _ in batch}
         for item, future in batch:

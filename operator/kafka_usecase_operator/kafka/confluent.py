@@ -16,8 +16,15 @@ SCRAM_ITERATIONS = 8192
 
 class ConfluentKafkaAdmin:
     def __init__(self, config: dict, timeout: float = 30.0):
-        self.client = ck.AdminClient({**config, "log_level": 3})
+        # librdkafka's own log lines would print every retry to stderr; errors reach us as results,
+        # and an authentication failure (which otherwise shows only as a timeout) is kept here.
+        self.authentication_error: str | None = None
+        self.client = ck.AdminClient({**config, "log_level": 0, "error_cb": self._on_error})
         self.timeout = timeout
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            self.authentication_error = error.str()
 
     # --- topics ---------------------------------------------------------------------------------
     def describe_topics(self, names):
@@ -41,7 +48,8 @@ class ConfluentKafkaAdmin:
                 continue
             overrides = {k: e.value for k, e in entries.items()
                          if e.source == ck.ConfigSource.DYNAMIC_TOPIC_CONFIG.value}
-            results[name] = Topic(name, len(description.partitions), len(description.partitions[0].replicas), overrides)
+            results[name] = Topic(name, len(description.partitions), len(description.partitions[0].replicas), overrides,
+                                  topic_id=str(description.topic_id))
         return results
 
     def create_topics(self, topics):

@@ -3,6 +3,7 @@ real adapter (tests/contract_kafka_admin.py runs against both), none of the I/O.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 from kafka_usecase_operator.kafka.model import AclBinding, Topic
@@ -30,7 +31,8 @@ class FakeKafkaAdmin:
                 results[topic.name] = KafkaAdminError(f"Topic '{topic.name}' already exists.")
                 continue
             rf = topic.replication_factor or self.default_replication_factor
-            self.topics[topic.name] = replace(topic, replication_factor=rf, config=dict(topic.config))
+            self.topics[topic.name] = replace(topic, replication_factor=rf, config=dict(topic.config),
+                                              topic_id=str(uuid.uuid4()))
             results[topic.name] = None
         return results
 

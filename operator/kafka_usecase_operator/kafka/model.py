@@ -12,6 +12,7 @@ class Topic:
     partitions: int
     replication_factor: int | None  # desired: None means the cluster's default
     config: dict[str, str] = field(default_factory=dict)  # desired: what the resource sets; observed: non-defaults
+    topic_id: str | None = field(default=None, compare=False)  # observed only
 
 
 @dataclass(frozen=True, order=True)

@@ -1,0 +1,41 @@
+"""Where kopf keeps the last handled state of an object, for change detection.
+
+kopf's default writes it to an annotation: one more PATCH (and one more watch event) per object.
+For topics, users and ACLs the operator keeps it in memory instead. After a restart nothing is
+remembered, so every object is seen as new and reconciled once: exactly the convergence a
+restart needs, and the reconcilers are idempotent. KafkaUseCase keeps kopf's annotation.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from kafka_usecase_operator.reconcile.context import PLURALS
+
+IN_MEMORY_KINDS = frozenset(PLURALS)
+
+
+class InMemoryDiffBase(kopf.DiffBaseStorage):
+    def __init__(self, fallback: kopf.DiffBaseStorage):
+        super().__init__()
+        self.fallback = fallback
+        self._essences: dict[str, kopf.BodyEssence] = {}
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        if body.get("kind") not in IN_MEMORY_KINDS:
+            return self.fallback.fetch(body=body)
+        return self._essences.get(body["metadata"]["uid"])
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        if body.get("kind") not in IN_MEMORY_KINDS:
+            self.fallback.store(body=body, patch=patch, essence=essence)
+            return
+        self._essences[body["metadata"]["uid"]] = essence
+
+    def forget(self, uid: str) -> None:
+        self._essences.pop(uid, None)
+
+    def keep_only(self, uids: set[str]) -> None:
+        """Drop what deleted objects left (those deleted without a finalizer are never seen again)."""
+        for uid in set(self._essences) - uids:
+            del self._essences[uid]

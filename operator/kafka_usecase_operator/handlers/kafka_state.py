@@ -1,0 +1,94 @@
+"""KafkaTopic, KafkaUser and KafkaAcl handlers: the same thin shape for each kind, the work is in
+reconcile/. Run the kind's reconciler under the object's lock and fold its Outcome into the status
+(only what changed), an Event when Ready turns False, a retry with backoff while the cluster is not
+there; on deletion, clean up Kafka and release the finalizer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+import kopf
+
+from kafka_usecase_operator.api import GROUP, VERSION
+from kafka_usecase_operator.kafka.connections import ClusterNotReady
+from kafka_usecase_operator.kafka.executor import describe_error, is_unreachable
+from kafka_usecase_operator.reconcile import acls, topics, users
+from kafka_usecase_operator.reconcile.context import Context, Outcome, changed_fields, claimed, new_status
+from kafka_usecase_operator.world import World, deleting, snapshot, use_case_key
+
+Reconciler = Callable[[Context, World, dict], Awaitable[Outcome]]
+Deleter = Callable[[Context, World, dict], Awaitable[str | None]]
+
+
+async def settle(reconciler: Reconciler, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, indexes: dict) -> None:
+    obj = snapshot(body)
+    ctx: Context = memo.ctx
+    async with ctx.lock(obj["metadata"]["uid"]):
+        outcome = await reconciler(ctx, World.of(indexes), obj)
+    status = new_status(obj["status"], outcome, obj["metadata"].get("generation"))
+    for key, value in changed_fields(obj["status"], status).items():
+        patch.status[key] = value
+    if not outcome.ready and _was_ready_or_new(obj["status"], outcome.reason):
+        kopf.warn(obj, reason=outcome.reason, message=outcome.message)
+    if outcome.retry is not None:
+        raise kopf.TemporaryError(outcome.message, delay=outcome.retry)
+
+
+def _was_ready_or_new(status: dict, reason: str) -> bool:
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+    return ready is None or ready.get("status") == "True" or ready.get("reason") != reason
+
+
+async def release(deleter: Deleter, body: kopf.Body, memo: kopf.Memo, indexes: dict) -> None:
+    obj = snapshot(body)
+    ctx: Context = memo.ctx
+    memo.diffbase.forget(obj["metadata"]["uid"])
+    if not claimed(obj):
+        return  # the operator never wrote anything to Kafka for it
+    world = World.of(indexes)
+    use_case = world.use_case(use_case_key(obj))
+    if use_case is None or deleting(use_case):
+        kopf.warn(obj, reason="FinalizerReleased", message="its KafkaUseCase is gone or being deleted: "
+                                                            "released without touching Kafka")
+        await ctx.release(obj)
+        return
+    try:
+        async with ctx.lock(obj["metadata"]["uid"]):
+            problem = await deleter(ctx, world, obj)
+    except Exception as error:
+        if not (isinstance(error, ClusterNotReady) or is_unreachable(error)):
+            raise
+        problem = describe_error(error)
+        waited = _seconds_since(obj["metadata"]["deletionTimestamp"])
+        if waited < ctx.settings.finalizer_release_seconds:
+            raise kopf.TemporaryError(f"cannot clean up Kafka yet: {problem}", delay=ctx.settings.retry_seconds)
+        kopf.warn(obj, reason="FinalizerReleased",
+                  message=f"cluster unreachable for {waited:.0f}s ({problem}): released; its Kafka state is left behind")
+        await ctx.release(obj)
+        return
+    if problem:
+        raise kopf.TemporaryError(f"Kafka refused the clean-up: {problem}", delay=ctx.settings.retry_seconds)
+    await ctx.release(obj)
+
+
+def _seconds_since(timestamp: str) -> float:
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - then).total_seconds()
+
+
+def _register(plural: str, module) -> None:
+    @kopf.on.resume(GROUP, VERSION, plural, id=f"reconcile-{plural}")
+    @kopf.on.create(GROUP, VERSION, plural, id=f"reconcile-{plural}")
+    @kopf.on.update(GROUP, VERSION, plural, id=f"reconcile-{plural}")
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs) -> None:
+        await settle(module.reconcile, body, patch, memo, kwargs)
+
+    # optional: no kopf finalizer; the operator sets its own, once it first writes to Kafka.
+    @kopf.on.delete(GROUP, VERSION, plural, id=f"delete-{plural}", optional=True)
+    async def delete(body: kopf.Body, memo: kopf.Memo, **kwargs) -> None:
+        await release(module.delete, body, memo, kwargs)
+
+
+for _plural, _module in (("kafkatopics", topics), ("kafkausers", users), ("kafkaacls", acls)):
+    _register(_plural, _module)

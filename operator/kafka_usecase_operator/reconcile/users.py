@@ -1,0 +1,160 @@
+"""KafkaUser -> a SCRAM credential, its ACL bindings and the Secret its applications mount.
+Also the principal ACL sync that KafkaAcl shares: a principal's bindings are the union of its
+KafkaUser's inline grants and every KafkaAcl naming it."""
+
+from __future__ import annotations
+
+import secrets
+
+from kafka_usecase_operator.api import InvalidSpec, KafkaAcl, KafkaUser
+from kafka_usecase_operator.api.common import Reason
+from kafka_usecase_operator.kafka.connections import ClusterNotReady
+from kafka_usecase_operator.kafka.executor import KafkaExecutor, describe_error
+from kafka_usecase_operator.kafka.model import AclBinding
+from kafka_usecase_operator.kafka.plan import acl_bindings, plan_acls
+from kafka_usecase_operator.kube.rest import Ref
+from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, claimed, ready_reason
+from kafka_usecase_operator.render import user_secret
+from kafka_usecase_operator.world import ROTATE, World, UseCaseKey, deleting, owner_of, use_case_key, username
+
+MIN_PASSWORD = 12
+RESERVED = {"controller"}  # besides the use case's admin user: the KRaft controllers' own principal
+
+
+def principal(user: dict) -> str:
+    return f"User:{username(user)}"
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters from the OS's CSPRNG
+
+
+async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
+    try:
+        spec = KafkaUser.parse(obj)
+    except InvalidSpec as error:
+        return Outcome(False, Reason.INVALID_SPEC, str(error))
+    meta, name = obj["metadata"], username(obj)
+    scope = await ctx.scope(world, obj, spec.use_case)
+    if isinstance(scope, Outcome):
+        return scope
+    key, use_case = scope
+    owner = owner_of(world.user_claims.get((key, name), ()))
+    if owner is not None and owner.uid != meta["uid"]:
+        return Outcome(False, Reason.CONFLICT, f"username {name} belongs to KafkaUser {owner.ref}")
+    secret_ref = Ref("v1", "secrets", meta["namespace"], meta["name"])
+    kafka = None
+    try:
+        kafka, cluster = await ctx.connections.connect(use_case)
+        if name in RESERVED | {cluster.admin_username}:
+            return Outcome(False, Reason.CONFLICT, f"username {name} is reserved for the operator's own use")
+        existing = await ctx.rest.get(secret_ref)
+        if existing is not None and not user_secret.owned_by(existing, meta["uid"]):
+            return Outcome(False, Reason.CONFLICT, f"Secret {secret_ref.name} exists and does not belong to this "
+                                                   "KafkaUser: rename one of them")
+        current = user_secret.read(existing).get("password")
+        rotation = (meta.get("annotations") or {}).get(ROTATE)
+        rotate = bool(rotation) and rotation != (obj.get("status") or {}).get("passwordRotation") and \
+            spec.authentication.password is None
+        if spec.authentication.password is not None:
+            wanted = await _password_from_secret(ctx, meta["namespace"], spec.authentication.password.value_from)
+            if isinstance(wanted, Outcome):
+                return wanted
+        else:
+            wanted = new_password() if rotate or not current else current
+        changes = []
+        await ctx.claim(obj)
+        if not await kafka.scram_exists(name) or wanted != current:
+            await kafka.upsert_scram(name, wanted)  # Kafka first, then the Secret: the Secret never lies
+            changes.append("password rotated" if rotate else "SCRAM credential set")
+        secret = user_secret.user_secret(obj, user_secret.credentials(
+            name, wanted, cluster.bootstrap_servers, cluster.security_protocol), spec.team)
+        if existing is None:
+            await ctx.rest.create(secret_ref, secret)
+        elif existing.get("data") != secret["data"] or \
+                (existing["metadata"].get("labels") or {}) != secret["metadata"]["labels"]:
+            await ctx.rest.merge_patch(secret_ref, {"metadata": {"labels": secret["metadata"]["labels"]},
+                                                    "data": secret["data"]})
+            changes.append(f"Secret {secret_ref.name} updated")
+        changes += await sync_principal(ctx, world, kafka, key, obj)
+    except Exception as error:  # per item: Kafka's refusal, or the cluster not there
+        return failed(error, key, kafka, ctx.settings.retry_seconds)
+    fields = {"username": name, "secret": secret_ref.name}
+    if rotation:
+        fields["passwordRotation"] = rotation
+    first = ready_reason(obj.get("status")) is None
+    reason = Reason.CREATED if first else (Reason.UPDATED if changes else ready_reason(obj.get("status")))
+    message = f"principal User:{name}: {'; '.join(changes)}" if changes else f"principal User:{name} is as specified"
+    return Outcome(True, reason, message, fields=fields, changes=changes)
+
+
+async def delete(ctx: Context, world: World, obj: dict) -> str | None:
+    """Remove the user's SCRAM credential and every ACL binding of its principal."""
+    if not claimed(obj):
+        return None
+    use_case = world.use_case(use_case_key(obj))
+    if use_case is None:
+        raise ClusterNotReady("its KafkaUseCase is gone")
+    kafka, _ = await ctx.connections.connect(use_case)
+    name = username(obj)
+    async with ctx.lock(("principal", use_case_key(obj), name)):
+        failures = await kafka.delete_acls(await kafka.acls_of(principal(obj)))
+    if await kafka.scram_exists(name):
+        await kafka.delete_scram(name)
+    return describe_error(failures[0]) if failures else None
+
+
+# --- a principal's ACLs -------------------------------------------------------------------------
+
+def desired_bindings(ctx: Context, world: World, key: UseCaseKey, user: dict) -> set[AclBinding]:
+    """The union of the user's inline grants and every live KafkaAcl naming it that its reconciler
+    accepted (valid, its namespace admitted: it claimed it)."""
+    who = principal(user)
+    wanted = acl_bindings(who, KafkaUser.parse(user).acls)
+    meta = user["metadata"]
+    for grant in world.acls_by_user.get((key, meta["namespace"], meta["name"]), ()):
+        if deleting(grant) or not ctx.is_claimed(grant):
+            continue
+        try:
+            wanted |= acl_bindings(who, KafkaAcl.parse(grant).acls)
+        except InvalidSpec:
+            continue
+    return wanted
+
+
+async def sync_principal(ctx: Context, world: World, kafka: KafkaExecutor, key: UseCaseKey, user: dict) -> list[str]:
+    """Make the principal's bindings in Kafka exactly the desired union."""
+    async with ctx.lock(("principal", key, username(user))):
+        wanted = desired_bindings(ctx, world, key, user)
+        plan = plan_acls(wanted, await kafka.acls_of(principal(user)))
+        failures = await kafka.create_acls(plan.add) + await kafka.delete_acls(plan.remove)
+    if failures:
+        raise failures[0]
+    changes = []
+    if plan.add:
+        changes.append(f"{len(plan.add)} ACL binding(s) added")
+    if plan.remove:
+        changes.append(f"{len(plan.remove)} ACL binding(s) removed")
+    return changes
+
+
+def managed_user(ctx: Context, world: World, key: UseCaseKey, user: dict | None) -> bool:
+    """A KafkaUser the operator manages in this use case: claimed, live, owner of its username."""
+    if user is None or deleting(user) or not ctx.is_claimed(user) or use_case_key(user) != key:
+        return False
+    owner = owner_of(world.user_claims.get((key, username(user)), ()))
+    return owner is not None and owner.uid == user["metadata"]["uid"]
+
+
+async def _password_from_secret(ctx: Context, namespace: str, source) -> str | Outcome:
+    ref = source.secret_key_ref
+    secret = await ctx.rest.get(Ref("v1", "secrets", namespace, ref.name))
+    value = user_secret.read(secret).get(ref.key)
+    if value is None:
+        return Outcome(False, Reason.SECRET_NOT_FOUND, f"Secret {ref.name} with key {ref.key} not found "
+                                                       "(spec.authentication.password.valueFrom.secretKeyRef)",
+                       retry=ctx.settings.retry_seconds)
+    if len(value) < MIN_PASSWORD:
+        return Outcome(False, Reason.INVALID_SPEC, f"spec.authentication.password: the password in Secret {ref.name} "
+                                                   f"key {ref.key} is shorter than {MIN_PASSWORD} characters")
+    return value
