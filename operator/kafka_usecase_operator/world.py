@@ -11,7 +11,9 @@ from typing import Any, Iterable, Mapping
 
 from kafka_usecase_operator.api import GROUP
 
-FINALIZER = f"{GROUP}/kafka-state"  # set before the operator first writes to Kafka for an object
+# kopf's finalizer too: on topics, users and ACLs the operator sets it itself, before it first writes
+# to Kafka for the object, and kopf removes it once the deletion handler has cleaned up.
+FINALIZER = f"{GROUP}/finalizer"
 ADOPT = f"{GROUP}/adopt"
 ROTATE = f"{GROUP}/rotate-password"
 _OUR_ANNOTATIONS = (ADOPT, ROTATE)

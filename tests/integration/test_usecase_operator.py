@@ -4,12 +4,7 @@ follows what runs. Also: rolls on config changes only, refused changes touch not
 the use case garbage-collects everything, external use cases report their connection."""
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -17,19 +12,11 @@ import pytest
 import yaml
 
 from devstack import kube
+from operator_process import OperatorProcess
 from waiting import eventually
 
 pytestmark = pytest.mark.kube
 ROOT = Path(__file__).parents[2]
-OPERATOR = str(Path(sys.executable).with_name("kafka-usecase-operator"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def namespace(kube_cluster):
     name = f"uc-{uuid.uuid4().hex[:6]}"
@@ -44,29 +31,11 @@ def namespace(kube_cluster):
 @pytest.fixture(scope="module")
 def operator(kube_cluster, namespace, tmp_path_factory):
     """`kafka-usecase-operator run` as a real process, watching the test namespace."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(kube_cluster.kubeconfig), "KUO_OPERATOR_NAMESPACE": "kafka-system",
-           "KUO_EXTERNAL_CHECK_SECONDS": "2"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([OPERATOR, "run", "--namespace", namespace, "--liveness-port", str(port)],
-                                   stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    def healthy():
-        """the operator's liveness endpoint answers"""
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    eventually(healthy, timeout=60)
+    process = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path_factory.mktemp("operator") / "operator.log",
+                              {"KUO_EXTERNAL_CHECK_SECONDS": "2"}).start()
     yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    assert "Traceback" not in log.read_text(), log.read_text()[-5000:]
+    process.stop()
+    process.assert_no_traceback()
 
 
 def apply(kube_cluster, namespace, manifest: dict) -> None:
@@ -241,6 +210,6 @@ def test_external_use_case_reports_its_admin_connection(kube_cluster, kafka_kraf
 
 
 def test_operator_stops_cleanly_on_sigterm(operator):
-    operator.send_signal(signal.SIGTERM)
+    operator.process.send_signal(signal.SIGTERM)
 
-    assert operator.wait(timeout=30) == 0
+    assert operator.process.wait(timeout=30) == 0

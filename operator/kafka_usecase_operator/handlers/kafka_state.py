@@ -41,17 +41,16 @@ def _was_ready_or_new(status: dict, reason: str) -> bool:
 
 
 async def release(deleter: Deleter, body: kopf.Body, memo: kopf.Memo, indexes: dict) -> None:
+    """Clean up Kafka, then kopf removes the finalizer; raising keeps it (and retries)."""
     obj = snapshot(body)
     ctx: Context = memo.ctx
     memo.diffbase.forget(obj["metadata"]["uid"])
-    if not claimed(obj):
-        return  # the operator never wrote anything to Kafka for it
+    ctx.forget(obj)
     world = World.of(indexes)
     use_case = world.use_case(use_case_key(obj))
     if use_case is None or deleting(use_case):
         kopf.warn(obj, reason="FinalizerReleased", message="its KafkaUseCase is gone or being deleted: "
                                                             "released without touching Kafka")
-        await ctx.release(obj)
         return
     try:
         async with ctx.lock(obj["metadata"]["uid"]):
@@ -65,11 +64,9 @@ async def release(deleter: Deleter, body: kopf.Body, memo: kopf.Memo, indexes: d
             raise kopf.TemporaryError(f"cannot clean up Kafka yet: {problem}", delay=ctx.settings.retry_seconds)
         kopf.warn(obj, reason="FinalizerReleased",
                   message=f"cluster unreachable for {waited:.0f}s ({problem}): released; its Kafka state is left behind")
-        await ctx.release(obj)
         return
     if problem:
         raise kopf.TemporaryError(f"Kafka refused the clean-up: {problem}", delay=ctx.settings.retry_seconds)
-    await ctx.release(obj)
 
 
 def _seconds_since(timestamp: str) -> float:
@@ -84,8 +81,10 @@ def _register(plural: str, module) -> None:
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs) -> None:
         await settle(module.reconcile, body, patch, memo, kwargs)
 
-    # optional: no kopf finalizer; the operator sets its own, once it first writes to Kafka.
-    @kopf.on.delete(GROUP, VERSION, plural, id=f"delete-{plural}", optional=True)
+    # Only for objects the operator wrote to Kafka for (it set the finalizer then): kopf neither
+    # adds the finalizer to the others nor removes it from these.
+    @kopf.on.delete(GROUP, VERSION, plural, id=f"delete-{plural}",
+                    when=lambda body, **_: claimed(body))
     async def delete(body: kopf.Body, memo: kopf.Memo, **kwargs) -> None:
         await release(module.delete, body, memo, kwargs)
 

@@ -17,6 +17,7 @@ from kafka_usecase_operator.kube.client import Kube, api_client
 from kafka_usecase_operator.kube.rest import Rest, capped_session, connection_info
 from kafka_usecase_operator.reconcile.context import Context, NamespaceLabels
 from kafka_usecase_operator.settings import OperatorSettings
+from kafka_usecase_operator.world import FINALIZER
 
 ADMIN_REQUESTS = Gauge("kuo_kafka_admin_requests", "Admin requests sent to Kafka clusters since start")
 API_REQUESTS = Gauge("kuo_api_requests", "Requests to the API server sent by the operator's own client "
@@ -30,7 +31,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> No
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     memo.diffbase = InMemoryDiffBase(kopf.AnnotationsDiffBaseStorage(prefix=GROUP))
     settings.persistence.diffbase_storage = memo.diffbase
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.WARNING  # Events for warnings and up; handlers post the rest explicitly
     settings.watching.server_timeout = 300
     if "settings" not in memo:  # `kafka-usecase-operator run` passes them, with its command-line options

@@ -112,11 +112,3 @@ class Rest:
         else:
             await self.merge_patch(ref, {"metadata": {"resourceVersion": metadata["resourceVersion"],
                                                       "finalizers": [finalizer]}})
-
-    async def remove_finalizer(self, ref: Ref, metadata: dict, finalizer: str) -> None:
-        finalizers = list(metadata.get("finalizers") or [])
-        if finalizer not in finalizers:
-            return
-        index = finalizers.index(finalizer)
-        await self.json_patch(ref, [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
-                                    {"op": "remove", "path": f"/metadata/finalizers/{index}"}])

@@ -128,8 +128,8 @@ class Context:
         watch event arrives, which may be after another reconciler reads it."""
         return claimed(obj) or obj["metadata"]["uid"] in self._claimed
 
-    async def release(self, obj: dict) -> None:
-        await self.rest.remove_finalizer(ref_of(obj), obj["metadata"], FINALIZER)
+    def forget(self, obj: dict) -> None:
+        """The object is going: kopf removes the finalizer once the deletion handler succeeds."""
         self._claimed.discard(obj["metadata"]["uid"])
 
 
