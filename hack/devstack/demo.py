@@ -1,11 +1,13 @@
 """`devstack demo`: start the whole devstack and show, with real clients, that it works.
 
-The operator has no job yet (later issues give it one); until then the demo proves the ground it
-will stand on: secured brokers in both metadata modes and a control plane that schedules pods.
+Secured brokers in both metadata modes; the operator reconciling the devstack examples (topics,
+users, ACLs) into the KRaft brokers, checked with the generated credentials; a KafkaUseCase
+rendered into a cluster whose pods the real scheduler places on dedicated nodes.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -18,8 +20,10 @@ from confluent_kafka.admin import AclOperation, AdminClient
 
 from devstack import build, kafka, kube, paths, probes
 from devstack.proc import Stack
+from kafka_usecase_operator.kafka.confluent import ConfluentKafkaAdmin
 
 DEMO_NAMESPACE = "devstack-demo"
+EXAMPLES_NAMESPACE = "devstack"
 USE_CASE_NAMESPACE = "demo-analytics"
 REPO = paths.HACK_DIR.parent
 
@@ -40,8 +44,8 @@ def run_demo() -> None:
     for mode in kafka.MODES:
         _show_kafka(Stack.load(f"kafka-{mode}", run_root))
     _show_scheduling(kube_stack)
-    _show_custom_resources(kube_stack, Stack.load("kafka-kraft", run_root))
-    _show_use_case(kube_stack, run_root)
+    _show_topics_users_acls(kube_stack, Stack.load("kafka-kraft", run_root), run_root)
+    _show_use_case(kube_stack)
     print("\n== Use it ==")
     print("  eval $(.venv/bin/devstack env --mode kraft)     # or --mode zookeeper")
     print("  .venv/bin/devstack status                       # memory and start-up times")
@@ -73,28 +77,69 @@ def _show_kafka(stack: Stack) -> None:
         print(f"  {what:55} -> {shown} ({verdict})")
 
 
-def _show_custom_resources(kube_stack: Stack, kraft: Stack) -> None:
-    """Install the CRDs and apply the devstack examples: an external use case on the KRaft brokers."""
+def _show_topics_users_acls(kube_stack: Stack, kraft: Stack, run_root) -> None:
+    """The main job: examples/devstack applied with kubectl, reconciled by the operator into the
+    KRaft brokers, then checked there with real clients and the generated credentials."""
     kube.kubectl(kube_stack, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kube.kubectl(kube_stack, "wait", "--for=condition=Established", "crd", "-l",
                  "app.kubernetes.io/part-of=kafka-usecase-operator", "--timeout=60s")
+    start_operator(kube_stack, run_root, [USE_CASE_NAMESPACE, EXAMPLES_NAMESPACE])
     examples = REPO / "examples" / "devstack"
     kube.kubectl(kube_stack, "apply", "-f", str(examples / "namespace.yaml"))
-    kube.apply_external_admin_secret(kube_stack, kafka.admin_config(kraft), "devstack", "devstack-admin")
+    kube.apply_external_admin_secret(kube_stack, kafka.admin_config(kraft), EXAMPLES_NAMESPACE, "devstack-admin")
     kube.kubectl(kube_stack, "apply", "-f", str(examples))
-    print("\n== The API: CRDs installed, examples/devstack applied (the operator does not reconcile them yet) ==")
-    print(kube.kubectl(kube_stack, "get", "kafka", "-n", "devstack"))
+    print("\n== kubectl apply -f examples/devstack: the operator reconciles them into the KRaft brokers ==")
+    objects = ["kafkatopic/orders", "kafkatopic/payments", "kafkauser/order-service", "kafkauser/billing",
+               "kafkaacl/order-readers"]
+    kube.kubectl(kube_stack, "wait", "--for=condition=Ready", *objects, "-n", EXAMPLES_NAMESPACE, "--timeout=120s",
+                 timeout=130)
+    print(kube.kubectl(kube_stack, "get", "kafka", "-n", EXAMPLES_NAMESPACE))
+    config = kafka.admin_config(kraft)
+    admin = ConfluentKafkaAdmin(config)
+    bootstrap = config["bootstrap.servers"]
+    orders = admin.describe_topics(["orders"])["orders"]
+    print(f"  on the broker: topic orders, {orders.partitions} partitions, config {orders.config}")
+    for user in ("order-service", "billing"):
+        bindings = sorted(f"{b.operation} {b.resource_type.lower()}:{b.resource_name}{'*' if b.pattern_type == 'PREFIXED' else ''}"
+                          for b in admin.acls_of(f"User:{EXAMPLES_NAMESPACE}.{user}"))
+        print(f"  on the broker: User:{EXAMPLES_NAMESPACE}.{user} may {', '.join(bindings)}")
+    writer, reader = _credentials(kube_stack, "order-service"), _credentials(kube_stack, "billing")
+    _wait_until(lambda: probes.authenticates_everywhere(bootstrap, writer["username"], writer["password"]))
+    _wait_until(lambda: probes.authenticates_everywhere(bootstrap, reader["username"], reader["password"]))
+    outcomes = [
+        ("order-service produces to orders", probes.produce_as(bootstrap, writer["username"], writer["password"], "orders"),
+         None),
+        ("billing consumes orders (group billing-demo)",
+         probes.consume_as(bootstrap, reader["username"], reader["password"], "orders", "billing-demo"), None),
+        ("order-service produces to payments",
+         probes.produce_as(bootstrap, writer["username"], writer["password"], "payments"),
+         KafkaError.TOPIC_AUTHORIZATION_FAILED),
+    ]
+    print("  with the credentials from the generated Secrets:")
+    for what, got, expected in outcomes:
+        shown = "ok" if got is None else KafkaError(got).name()
+        print(f"  {what:55} -> {shown} ({'as expected' if got == expected else 'UNEXPECTED'})")
 
 
-def _show_use_case(kube_stack: Stack, run_root) -> None:
+def _credentials(kube_stack: Stack, secret: str) -> dict[str, str]:
+    data = json.loads(kube.kubectl(kube_stack, "get", "secret", secret, "-n", EXAMPLES_NAMESPACE, "-o", "json"))["data"]
+    return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+
+def _wait_until(check, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _show_use_case(kube_stack: Stack) -> None:
     """The operator reconciles a KafkaUseCase: objects appear, pods land on dedicated nodes."""
-    operator = start_operator(kube_stack, run_root, [USE_CASE_NAMESPACE])
     kube.kubectl(kube_stack, "apply", "-f", "-", input=json.dumps(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": USE_CASE_NAMESPACE}}))
     manifest = (REPO / "examples" / "analytics" / "usecase.yaml").read_text().replace(
         "namespace: kafka-analytics", f"namespace: {USE_CASE_NAMESPACE}")
     kube.kubectl(kube_stack, "apply", "-f", "-", input=manifest)
-    print(f"\n== The operator (pid {operator.pids['operator']}) reconciles examples/analytics/usecase.yaml "
+    print("\n== The operator reconciles examples/analytics/usecase.yaml "
           f"in namespace {USE_CASE_NAMESPACE} ==")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType, ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialUpsertion)
@@ -68,3 +68,27 @@ def produce_as(bootstrap: str, user: str, password: str, topic: str, timeout: fl
     if delivery:
         return None if delivery[0] is None else delivery[0].code()
     return KafkaError._MSG_TIMED_OUT
+
+
+def consume_as(bootstrap: str, user: str, password: str, topic: str, group: str, timeout: float = 20) -> int | None:
+    """Read one message from the start of `topic` in consumer group `group`; None on success, else
+    the KafkaError code that stopped it (e.g. GROUP_AUTHORIZATION_FAILED)."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": user, "sasl.password": password, "group.id": group, "auto.offset.reset": "earliest",
+        "log_level": 0})
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                return message.error().code()
+            return None
+        return KafkaError._TIMED_OUT
+    finally:
+        consumer.close()

@@ -93,10 +93,10 @@ def env(kube_cluster, kafka_cluster, tmp_path_factory):
                                  {"KUO_RESYNC_SECONDS": "3", "KUO_RETRY_SECONDS": "2",
                                   "KUO_EXTERNAL_CHECK_SECONDS": "5"}).start()
     yield e
-    for ns in (namespace, f"{namespace}-other"):  # while the operator runs, to release its finalizers
-        kube_cluster.kubectl("delete", "kafkatopics,kafkausers,kafkaacls", "--all", "-n", ns, "--timeout=60s")
-        kube_cluster.kubectl("delete", "namespace", ns, "--wait=false")
-    e.operator.stop()
+    try:  # while the operator runs: it releases the finalizers
+        kube_cluster.kubectl("delete", "namespace", namespace, f"{namespace}-other", "--timeout=120s", timeout=130)
+    finally:
+        e.operator.stop()
     e.operator.assert_no_traceback()
 
 
