@@ -239,7 +239,7 @@ def main() -> None:
         config.load_kube_config(env["kubeconfig"])
         subprocess.run([env["kubectl"], "--kubeconfig", env["kubeconfig"], "apply", "--server-side",
                         "--force-conflicts", "-f", str(ROOT / "crds")], check=True, capture_output=True)
-        scenarios = [("topics", args.topics), ("users", args.users)]
+        scenarios = [(kind, n) for kind, n in (("topics", args.topics), ("users", args.users)) if n]
         if args.large_topics:
             scenarios.append(("topics", args.large_topics))
         figures = []
