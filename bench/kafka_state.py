@@ -91,6 +91,7 @@ class Run:
         watcher = threading.Thread(target=self._watch_ready, args=(ready,), daemon=True)
         watcher.start()
         make = topic if self.kind == "topics" else user
+        cpu_before = self._cpu()
         started = time.monotonic()
         with ThreadPoolExecutor(THREADS) as pool:
             apis = threading.local()
@@ -106,6 +107,7 @@ class Run:
             raise SystemExit(f"{self.kind}: not all Ready after 30 min; see {self.log.name}")
         self._verify_on_broker()
         seconds = time.monotonic() - started
+        cpu = {name: after - cpu_before.get(name, 0.0) for name, after in self._cpu().items()}
         sampling.set()
         sampler.join()
         time.sleep(1.5)  # the audit log is written in 1 s batches
@@ -114,7 +116,13 @@ class Run:
             api_requests = sum(1 for line in log if any(a.encode() in line for a in OPERATOR_AGENTS))
         return {"seconds": seconds, "rate": self.count / seconds, "created_s": created,
                 "admin": self._metric("kuo_kafka_admin_requests") - admin_before, "api": api_requests,
-                "rss": peak[0]}
+                "rss": peak[0], "cpu": cpu}
+
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the operator, this load generator and the devstack's processes:
+        where a run's time goes on a 2-core machine."""
+        pids = {"operator": self.operator.pid, "bench": os.getpid(), **self.env["pids"]}
+        return {name: _cpu_seconds(pid) for name, pid in pids.items()}
 
     def _watch_ready(self, done: threading.Event) -> None:
         ready: set[str] = set()
@@ -183,6 +191,11 @@ class Run:
                 admin.delete_topics(names[start:start + 1000])
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _exists(core: client.CoreV1Api, namespace: str) -> bool:
     try:
         core.read_namespace(namespace)
@@ -224,7 +237,9 @@ def _devstack() -> tuple[dict, list]:
     env = {"kubeconfig": kube_stack.config["kubeconfig"], "audit_log": kube_stack.config["audit_log"],
            "kubectl": str(kube.binary("kubectl")), "run_dir": str(kube_stack.root / "logs"),
            "bootstrap": kafka_stack.config["bootstrap_servers"],
-           "admin_password": Path(kafka_stack.config["admin_password_file"]).read_text().strip()}
+           "admin_password": Path(kafka_stack.config["admin_password_file"]).read_text().strip(),
+           "pids": {name: kube_stack.pids[name] for name in ("kube-apiserver", "etcd")} | {"kafka": next(iter(
+               kafka_stack.pids.values()))}}
     return env, started
 
 
@@ -253,7 +268,8 @@ def main() -> None:
                     run.teardown()
                 figures.append(f"{count} {kind} batching {'on' if batching else 'off'}: {result['seconds']:.1f}s "
                                f"{result['rate']:.1f}/s (created in {result['created_s']:.1f}s) admin {result['admin']:.0f} "
-                               f"api {result['api']} rss {result['rss']:.0f}MB")
+                               f"api {result['api']} rss {result['rss']:.0f}MB cpu-s "
+                               + " ".join(f"{k} {v:.1f}" for k, v in result["cpu"].items()))
                 print(figures[-1], file=sys.stderr, flush=True)
         print("kafka-state bench (1-broker KRaft devstack, 16 client threads): " + " | ".join(figures))
     finally:

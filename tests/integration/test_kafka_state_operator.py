@@ -154,6 +154,21 @@ def test_partitions_grow_but_never_shrink(env):
     env.wait_ready("kafkatopic", "orders")
 
 
+def test_rotation_on_annotation_replaces_the_password_in_kafka_and_the_secret(env):
+    env.wait_ready("kafkauser", "billing")
+    old = env.secret("billing")
+    env.kubectl("annotate", "kafkauser", "billing", "-n", env.ns, "kafka.usecase.dev/rotate-password=first")
+
+    new = eventually(lambda: (s := env.secret("billing"))["password"] != old["password"] and s)
+    assert env.get("kafkauser", "billing")["status"]["passwordRotation"] == "first"
+    eventually(lambda: probes.authenticates_everywhere(env.kafka.bootstrap_servers, new["username"], new["password"]))
+    assert not probes.authenticates_everywhere(env.kafka.bootstrap_servers, old["username"], old["password"])
+    events = json.loads(env.kubectl("get", "events", "-n", env.ns, "-o", "json",
+                                    "--field-selector", "reason=PasswordRotated"))["items"]
+    assert [e["involvedObject"]["name"] for e in events] == ["billing"]
+    assert new["password"] not in json.dumps(events)
+
+
 def test_changes_made_behind_the_operators_back_are_repaired(env):
     env.wait_ready("kafkauser", "order-service")
     principal = f"User:{env.ns}.order-service"

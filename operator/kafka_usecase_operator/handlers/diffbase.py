@@ -10,9 +10,21 @@ from __future__ import annotations
 
 import kopf
 
+from kafka_usecase_operator.api import GROUP
 from kafka_usecase_operator.reconcile.context import PLURALS
+from kafka_usecase_operator.world import ADOPT, ROTATE
 
 IN_MEMORY_KINDS = frozenset(PLURALS)
+
+
+class UnmarkedProgressStorage(kopf.AnnotationsProgressStorage):
+    """kopf's annotation progress storage, minus the `<prefix>/kopf-managed` marker it adds to
+    every object on first success: one more PATCH per object for a marker this operator does not
+    need (the in-memory diff-base ignores the progress annotations itself; KafkaUseCase's
+    annotation diff-base still writes the marker for its own objects)."""
+
+    def _store_marker(self, *, prefix, patch, body) -> None:  # kopf 1.45's hook, pinned in pyproject
+        return
 
 
 class InMemoryDiffBase(kopf.DiffBaseStorage):
@@ -20,6 +32,14 @@ class InMemoryDiffBase(kopf.DiffBaseStorage):
         super().__init__()
         self.fallback = fallback
         self._essences: dict[str, kopf.BodyEssence] = {}
+
+    def build(self, *, body: kopf.Body, extra_fields=None) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        if body.get("kind") in IN_MEMORY_KINDS:  # kopf's progress annotations are not the user's intent
+            annotations = essence.get("metadata", {}).get("annotations", {})
+            for key in [k for k in annotations if k.startswith(f"{GROUP}/") and k not in (ADOPT, ROTATE)]:
+                del annotations[key]
+        return essence
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         if body.get("kind") not in IN_MEMORY_KINDS:

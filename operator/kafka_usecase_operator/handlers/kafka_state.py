@@ -29,6 +29,8 @@ async def settle(reconciler: Reconciler, body: kopf.Body, patch: kopf.Patch, mem
     status = new_status(obj["status"], outcome, obj["metadata"].get("generation"))
     for key, value in changed_fields(obj["status"], status).items():
         patch.status[key] = value
+    for reason, message in outcome.events:
+        kopf.event(obj, type="Normal", reason=reason, message=message)
     if not outcome.ready and _was_ready_or_new(obj["status"], outcome.reason):
         kopf.warn(obj, reason=outcome.reason, message=outcome.message)
     if outcome.retry is not None:

@@ -11,7 +11,7 @@ import kopf
 from prometheus_client import Gauge, start_http_server
 
 from kafka_usecase_operator.api import GROUP
-from kafka_usecase_operator.handlers.diffbase import InMemoryDiffBase
+from kafka_usecase_operator.handlers.diffbase import InMemoryDiffBase, UnmarkedProgressStorage
 from kafka_usecase_operator.kafka.connections import Connections
 from kafka_usecase_operator.kube.client import Kube, api_client
 from kafka_usecase_operator.kube.rest import Rest, capped_session, connection_info
@@ -28,7 +28,7 @@ API_REQUESTS = Gauge("kuo_api_requests", "Requests to the API server sent by the
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     # Progress and KafkaUseCase diff-bases live in annotations of our own prefix: the CRDs' status
     # schemas are strict, and a pruned status.kopf would make kopf re-detect creation forever.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.progress_storage = UnmarkedProgressStorage(prefix=GROUP)
     memo.diffbase = InMemoryDiffBase(kopf.AnnotationsDiffBaseStorage(prefix=GROUP))
     settings.persistence.diffbase_storage = memo.diffbase
     settings.persistence.finalizer = FINALIZER

@@ -11,7 +11,7 @@ from kafka_usecase_operator.kafka.model import AclBinding, Topic
 from kafka_usecase_operator.kafka.plan import AlterTopicConfig
 
 SCRAM = ck.ScramMechanism.SCRAM_SHA_512
-SCRAM_ITERATIONS = 8192
+SCRAM_ITERATIONS = 4096  # the minimum Kafka accepts for SCRAM-SHA-512, as Strimzi uses: hashed client-side, per user
 
 
 class ConfluentKafkaAdmin:

@@ -29,6 +29,7 @@ class Outcome:
     fields: dict[str, Any] = field(default_factory=dict)
     retry: float | None = None  # not settled: try again in this many seconds
     changes: list[str] = field(default_factory=list)  # e.g. "created topic orders", "added 2 ACL bindings"
+    events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message): Normal Events to post
 
 
 def failed(error: Exception, key: UseCaseKey, kafka: KafkaExecutor | None, retry: float) -> Outcome:

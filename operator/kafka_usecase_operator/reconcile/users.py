@@ -48,10 +48,11 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
         kafka, cluster = await ctx.connections.connect(use_case)
         if name in RESERVED | {cluster.admin_username}:
             return Outcome(False, Reason.CONFLICT, f"username {name} is reserved for the operator's own use")
-        existing = await ctx.rest.get(secret_ref)
+        # A new user's Secret is created without a read first (one request saved per user); a
+        # conflict on creation still finds one left by a cut-short run, or someone else's.
+        existing = await ctx.rest.get(secret_ref) if (obj.get("status") or {}).get("secret") else None
         if existing is not None and not user_secret.owned_by(existing, meta["uid"]):
-            return Outcome(False, Reason.CONFLICT, f"Secret {secret_ref.name} exists and does not belong to this "
-                                                   "KafkaUser: rename one of them")
+            return _foreign(secret_ref)
         current = user_secret.read(existing).get("password")
         rotation = (meta.get("annotations") or {}).get(ROTATE)
         rotate = bool(rotation) and rotation != (obj.get("status") or {}).get("passwordRotation") and \
@@ -69,10 +70,12 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
             changes.append("password rotated" if rotate else "SCRAM credential set")
         secret = user_secret.user_secret(obj, user_secret.credentials(
             name, wanted, cluster.bootstrap_servers, cluster.security_protocol), spec.team)
-        if existing is None:
-            await ctx.rest.create(secret_ref, secret)
-        elif existing.get("data") != secret["data"] or \
-                (existing["metadata"].get("labels") or {}) != secret["metadata"]["labels"]:
+        if existing is None and await ctx.rest.create(secret_ref, secret) is None:
+            existing = await ctx.rest.get(secret_ref)
+            if existing is not None and not user_secret.owned_by(existing, meta["uid"]):
+                return _foreign(secret_ref)
+        if existing is not None and (existing.get("data") != secret["data"] or
+                                     (existing["metadata"].get("labels") or {}) != secret["metadata"]["labels"]):
             await ctx.rest.merge_patch(secret_ref, {"metadata": {"labels": secret["metadata"]["labels"]},
                                                     "data": secret["data"]})
             changes.append(f"Secret {secret_ref.name} updated")
@@ -85,7 +88,14 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
     first = ready_reason(obj.get("status")) is None
     reason = Reason.CREATED if first else (Reason.UPDATED if changes else ready_reason(obj.get("status")))
     message = f"principal User:{name}: {'; '.join(changes)}" if changes else f"principal User:{name} is as specified"
-    return Outcome(True, reason, message, fields=fields, changes=changes)
+    events = [("PasswordRotated", f"new password for User:{name} set in Kafka, then in Secret {secret_ref.name}")] \
+        if rotate else []
+    return Outcome(True, reason, message, fields=fields, changes=changes, events=events)
+
+
+def _foreign(secret: Ref) -> Outcome:
+    return Outcome(False, Reason.CONFLICT, f"Secret {secret.name} exists and does not belong to this KafkaUser: "
+                                           "rename one of them")
 
 
 async def delete(ctx: Context, world: World, obj: dict) -> str | None:
