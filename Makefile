@@ -7,7 +7,7 @@ PYTEST := $(BIN)/pytest
 # Slowest tests are printed at the end of every run.
 PYTEST_FLAGS ?= --durations=15
 
-.PHONY: setup venv components crds demo test test-unit test-slow bench lint clean
+.PHONY: setup venv components crds demo test test-unit test-slow bench bench-kafka lint clean
 
 setup: venv components
 
@@ -46,9 +46,13 @@ test-unit: venv
 test-slow: setup
 	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=kraft $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS)
 	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=zookeeper $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS)
+	$(PYTEST) -m "slow and kube" $(PYTEST_FLAGS)
 
 bench: setup
 	$(BIN)/python bench/devstack_startup.py
+
+bench-kafka: setup  # topics/users throughput vs batching off (~30 min: includes 10,000 topics)
+	$(BIN)/python bench/kafka_state.py
 
 lint: venv
 	$(BIN)/python -m pyflakes operator hack/devstack tests e2e bench

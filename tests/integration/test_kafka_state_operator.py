@@ -260,18 +260,28 @@ def test_a_stopped_broker_means_cluster_not_ready_then_ready(env):
 
 
 def test_operator_killed_mid_bulk_apply_converges_to_exactly_the_desired_state(env):
+    killed_mid_bulk_apply(env, topic_count=120, user_count=20)
+
+
+@pytest.mark.slow
+def test_operator_killed_mid_a_large_bulk_apply_converges(env):
+    killed_mid_bulk_apply(env, topic_count=1000, user_count=200)
+
+
+def killed_mid_bulk_apply(env, topic_count: int, user_count: int) -> None:
     prefix = f"bulk-{uuid.uuid4().hex[:5]}"
     topics = [{"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaTopic", "metadata": {"name": f"{prefix}-{i}"},
                "spec": {"useCase": {"name": "devstack"}, "partitions": 2, "config": {"retention.ms": 3600000 + i}}}
-              for i in range(120)]
+              for i in range(topic_count)]
     users = [{"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaUser", "metadata": {"name": f"{prefix}-u{i}"},
               "spec": {"useCase": {"name": "devstack"}, "acls": [
                   {"resource": {"type": "topic", "name": f"{prefix}-{i}"}, "operations": ["Read", "Write"]},
                   {"resource": {"type": "group", "name": f"{prefix}-", "patternType": "prefixed"},
                    "operations": ["Read"]}]}}
-             for i in range(20)]
+             for i in range(user_count)]
     env.apply({"apiVersion": "v1", "kind": "List", "items": topics + users})
-    eventually(lambda: any(env.topic(f"{prefix}-{i}") for i in range(0, 120, 10)), timeout=60, interval=0.05)
+    eventually(lambda: any(env.topic(f"{prefix}-{i}") for i in range(0, topic_count, 10)), timeout=120,
+               interval=0.05)
     env.operator.kill()  # mid-way: some topics exist, most do not; statuses half written
     env.operator.start()
 
@@ -279,15 +289,15 @@ def test_operator_killed_mid_bulk_apply_converges_to_exactly_the_desired_state(e
         """every topic and user Ready"""
         items = json.loads(env.kubectl("get", "kafkatopics,kafkausers", "-n", env.ns, "-o", "json"))["items"]
         mine = [o for o in items if o["metadata"]["name"].startswith(prefix)]
-        return len(mine) == 140 and all(any(c["type"] == "Ready" and c["status"] == "True"
+        return len(mine) == topic_count + user_count and all(any(c["type"] == "Ready" and c["status"] == "True"
                                             for c in (o.get("status") or {}).get("conditions", [])) for o in mine)
 
-    eventually(all_ready, timeout=240, interval=2)
+    eventually(all_ready, timeout=240 + topic_count // 5, interval=2)
     names = [t["metadata"]["name"] for t in topics]
     described = env.admin.describe_topics(names)
     assert all(d is not None and d.partitions == 2 for d in described.values())
     assert {n: d.config for n, d in described.items()} == {f"{prefix}-{i}": {"retention.ms": str(3600000 + i)}
-                                                          for i in range(120)}
+                                                          for i in range(topic_count)}
     usernames = [f"{env.ns}.{u['metadata']['name']}" for u in users]
     admin = AdminClient(env.kafka.client_config())
     every_user = admin.describe_user_scram_credentials(request_timeout=30).result(timeout=60)
