@@ -108,6 +108,7 @@ class Run:
         self._verify_on_broker()
         seconds = time.monotonic() - started
         cpu = {name: after - cpu_before.get(name, 0.0) for name, after in self._cpu().items()}
+        rss_done = proc.rss_mb(self.operator.pid)
         sampling.set()
         sampler.join()
         time.sleep(1.5)  # the audit log is written in 1 s batches
@@ -116,7 +117,7 @@ class Run:
             api_requests = sum(1 for line in log if any(a.encode() in line for a in OPERATOR_AGENTS))
         return {"seconds": seconds, "rate": self.count / seconds, "created_s": created,
                 "admin": self._metric("kuo_kafka_admin_requests") - admin_before, "api": api_requests,
-                "rss": peak[0], "cpu": cpu}
+                "rss": peak[0], "rss_done": rss_done, "cpu": cpu}
 
     def _cpu(self) -> dict[str, float]:
         """CPU seconds used so far by the operator, this load generator and the devstack's processes:
@@ -268,7 +269,7 @@ def main() -> None:
                     run.teardown()
                 figures.append(f"{count} {kind} batching {'on' if batching else 'off'}: {result['seconds']:.1f}s "
                                f"{result['rate']:.1f}/s (created in {result['created_s']:.1f}s) admin {result['admin']:.0f} "
-                               f"api {result['api']} rss {result['rss']:.0f}MB cpu-s "
+                               f"api {result['api']} rss peak {result['rss']:.0f}MB, when done {result['rss_done']:.0f}MB; cpu-s "
                                + " ".join(f"{k} {v:.1f}" for k, v in result["cpu"].items()))
                 print(figures[-1], file=sys.stderr, flush=True)
         print("kafka-state bench (1-broker KRaft devstack, 16 client threads): " + " | ".join(figures))

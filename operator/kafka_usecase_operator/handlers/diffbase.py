@@ -8,6 +8,9 @@ restart needs, and the reconcilers are idempotent. KafkaUseCase keeps kopf's ann
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import kopf
 
 from kafka_usecase_operator.api import GROUP
@@ -27,11 +30,15 @@ class UnmarkedProgressStorage(kopf.AnnotationsProgressStorage):
         return
 
 
+def _digest(essence: kopf.BodyEssence) -> bytes:
+    return hashlib.blake2b(json.dumps(essence, sort_keys=True).encode(), digest_size=16).digest()
+
+
 class InMemoryDiffBase(kopf.DiffBaseStorage):
     def __init__(self, fallback: kopf.DiffBaseStorage):
         super().__init__()
         self.fallback = fallback
-        self._essences: dict[str, kopf.BodyEssence] = {}
+        self._digests: dict[str, bytes] = {}  # a digest, not the essence: 10,000 essences are megabytes
 
     def build(self, *, body: kopf.Body, extra_fields=None) -> kopf.BodyEssence:
         essence = super().build(body=body, extra_fields=extra_fields)
@@ -42,20 +49,23 @@ class InMemoryDiffBase(kopf.DiffBaseStorage):
         return essence
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        """The current essence if it is the one last handled (no change to handle), else None:
+        the reconcilers handle creation and update alike, so what changed does not matter."""
         if body.get("kind") not in IN_MEMORY_KINDS:
             return self.fallback.fetch(body=body)
-        return self._essences.get(body["metadata"]["uid"])
+        essence = self.build(body=body)
+        return essence if self._digests.get(body["metadata"]["uid"]) == _digest(essence) else None
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         if body.get("kind") not in IN_MEMORY_KINDS:
             self.fallback.store(body=body, patch=patch, essence=essence)
             return
-        self._essences[body["metadata"]["uid"]] = essence
+        self._digests[body["metadata"]["uid"]] = _digest(essence)
 
     def forget(self, uid: str) -> None:
-        self._essences.pop(uid, None)
+        self._digests.pop(uid, None)
 
     def keep_only(self, uids: set[str]) -> None:
         """Drop what deleted objects left (those deleted without a finalizer are never seen again)."""
-        for uid in set(self._essences) - uids:
-            del self._essences[uid]
+        for uid in set(self._digests) - uids:
+            del self._digests[uid]

@@ -5,18 +5,18 @@ from __future__ import annotations
 import kopf
 
 from kafka_usecase_operator.api import GROUP, VERSION
-from kafka_usecase_operator.world import claim, snapshot, topic_name, use_case_key, username
+from kafka_usecase_operator.world import claim, pack, topic_name, use_case_key, username
 
 
 @kopf.index(GROUP, VERSION, "kafkausecases")
 def usecases(body: kopf.Body, namespace: str, name: str, **_):
-    return {(namespace, name): snapshot(body)}
+    return {(namespace, name): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, "kafkatopics")
 def topics(body: kopf.Body, **_):
     key = use_case_key(body)
-    return {key: snapshot(body)} if key else {}
+    return {key: pack(body)} if key else {}
 
 
 @kopf.index(GROUP, VERSION, "kafkatopics")
@@ -28,7 +28,7 @@ def topic_claims(body: kopf.Body, **_):
 @kopf.index(GROUP, VERSION, "kafkausers")
 def users(body: kopf.Body, **_):
     key = use_case_key(body)
-    return {key: snapshot(body)} if key else {}
+    return {key: pack(body)} if key else {}
 
 
 @kopf.index(GROUP, VERSION, "kafkausers")
@@ -39,13 +39,13 @@ def user_claims(body: kopf.Body, **_):
 
 @kopf.index(GROUP, VERSION, "kafkausers")
 def user_refs(body: kopf.Body, namespace: str, name: str, **_):
-    return {(namespace, name): snapshot(body)}
+    return {(namespace, name): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, "kafkaacls")
 def acls(body: kopf.Body, **_):
     key = use_case_key(body)
-    return {key: snapshot(body)} if key else {}
+    return {key: pack(body)} if key else {}
 
 
 @kopf.index(GROUP, VERSION, "kafkaacls")
@@ -54,6 +54,6 @@ def acls_by_user(body: kopf.Body, namespace: str, **_):
     principals = (body.get("spec") or {}).get("principals")
     if not key or not isinstance(principals, list):
         return {}
-    value = snapshot(body)
+    value = pack(body)
     return {(key, p.get("namespace") or namespace, p.get("name")): value
             for p in principals if isinstance(p, dict) and p.get("name")}

@@ -13,8 +13,9 @@ import kopf
 from kafka_usecase_operator import conditions
 from kafka_usecase_operator.api import GROUP, VERSION
 from kafka_usecase_operator.reconcile import acls, topics, users
-from kafka_usecase_operator.reconcile.context import Context, changed_fields, new_status, ready_reason, ref_of
-from kafka_usecase_operator.world import World, deleting
+from kafka_usecase_operator.handlers.kafka_state import write_status
+from kafka_usecase_operator.reconcile.context import Context, changed_fields, new_status, ready_reason
+from kafka_usecase_operator.world import World, deleting, unpack
 
 RECONCILERS = {"KafkaTopic": topics.reconcile, "KafkaUser": users.reconcile, "KafkaAcl": acls.reconcile}
 
@@ -24,8 +25,8 @@ async def resync(namespace: str, name: str, stopped: kopf.DaemonStopped, memo: k
     while not await stopped.wait(memo.settings.resync_seconds):
         world = World.of(kwargs)
         await resync_use_case(memo.ctx, world, (namespace, name))
-        memo.diffbase.keep_only({obj["metadata"]["uid"] for index in (world.topics, world.users, world.acls)
-                                 for objs in index.values() for obj in objs})
+        memo.diffbase.keep_only({unpack(packed)["metadata"]["uid"] for index in (world.topics, world.users, world.acls)
+                                 for values in index.values() for packed in values})
 
 
 async def resync_use_case(ctx: Context, world: World, key: tuple[str, str]) -> None:
@@ -46,5 +47,4 @@ async def resync_one(ctx: Context, world: World, obj: dict) -> None:
         message = "; ".join(outcome.changes)
         fields["lastDriftCorrection"] = conditions.now()
         kopf.event(obj, type="Normal", reason="DriftCorrected", message=f"corrected in Kafka: {message}")
-    if fields:
-        await ctx.rest.merge_patch(ref_of(obj), {"status": fields}, "/status")
+    await write_status(ctx, obj, fields)

@@ -122,7 +122,7 @@ def desired_bindings(ctx: Context, world: World, key: UseCaseKey, user: dict) ->
     who = principal(user)
     wanted = acl_bindings(who, KafkaUser.parse(user).acls)
     meta = user["metadata"]
-    for grant in world.acls_by_user.get((key, meta["namespace"], meta["name"]), ()):
+    for grant in world.grants_naming(key, meta["namespace"], meta["name"]):
         if deleting(grant) or not ctx.is_claimed(grant):
             continue
         try:
