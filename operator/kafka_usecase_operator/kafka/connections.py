@@ -62,13 +62,15 @@ class Connections:
         self.batch_items, self.batch_delay, self.secret_ttl = batch_items, batch_delay, secret_ttl
         self.admin_factory = admin_factory or (lambda config: ConfluentKafkaAdmin(config, timeout))
         self._executors: dict[tuple, KafkaExecutor] = {}  # fingerprint -> executor
+        self.retired_requests = 0
         self._current: dict[tuple[str, str], tuple[float, tuple, Cluster]] = {}  # use case -> (read at, fingerprint, cluster)
 
     async def connect(self, use_case: dict) -> tuple[KafkaExecutor, Cluster]:
         key = (use_case["metadata"]["namespace"], use_case["metadata"]["name"])
         cluster = locate(use_case)
         cached = self._current.get(key)
-        if cached and time.monotonic() - cached[0] < self.secret_ttl and _same_place(cached[2], cluster):
+        if cached and time.monotonic() - cached[0] < self.secret_ttl and _same_place(cached[2], cluster) \
+                and cached[1] in self._executors:
             return self._executors[cached[1]], cached[2]
         username, password = await self._admin_credentials(key[0], cluster.admin_secret)
         cluster = Cluster(cluster.bootstrap_servers, cluster.security_protocol, cluster.admin_sasl_mechanism,
@@ -83,9 +85,16 @@ class Connections:
         self._current[key] = (time.monotonic(), fingerprint, cluster)
         return self._executors[fingerprint], cluster
 
+    def forget(self, key: tuple[str, str]) -> None:
+        """The next connect() builds a new admin client (in-flight calls finish on the old one)."""
+        cached = self._current.pop(key, None)
+        retired = self._executors.pop(cached[1], None) if cached else None
+        if retired:
+            self.retired_requests += retired.requests_sent
+
     @property
     def admin_requests(self) -> int:
-        return sum(executor.requests_sent for executor in self._executors.values())
+        return self.retired_requests + sum(executor.requests_sent for executor in self._executors.values())
 
     async def _admin_credentials(self, namespace: str, secret_name: str) -> tuple[str, str]:
         secret = await self.rest.get(Ref("v1", "secrets", namespace, secret_name))

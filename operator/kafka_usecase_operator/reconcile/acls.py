@@ -38,7 +38,7 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
             changes += [f"{principal(user)}: {change}" for change in
                         await sync_principal(ctx, world, kafka, key, user)]
     except Exception as error:  # per item: Kafka's refusal, or the cluster not there
-        return failed(error, key, kafka, ctx.settings.retry_seconds)
+        return failed(ctx, error, key, kafka)
     bindings = sum(len(acl_bindings(principal(user), spec.acls)) for user in present)
     fields = {"bindings": bindings}
     if missing:

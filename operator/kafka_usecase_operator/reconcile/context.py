@@ -32,13 +32,16 @@ class Outcome:
     events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message): Normal Events to post
 
 
-def failed(error: Exception, key: UseCaseKey, kafka: KafkaExecutor | None, retry: float) -> Outcome:
-    """A failed reconciliation: a cluster not there (yet) is retried; Kafka refusing the change is
-    reported in Kafka's words and tried again at the next resync."""
+def failed(ctx: Context, error: Exception, key: UseCaseKey, kafka: KafkaExecutor | None) -> Outcome:
+    """A failed reconciliation: a cluster not there (yet) is retried, with a new admin client
+    (librdkafka's can stay stuck on a restarted ZooKeeper-mode controller); Kafka refusing the
+    change is reported in Kafka's words and tried again at the next resync."""
     explained = kafka.explain(error) if kafka else describe_error(error)
+    retry = ctx.settings.retry_seconds
     if isinstance(error, ClusterNotReady):
         return Outcome(False, Reason.CLUSTER_NOT_READY, str(error), retry=retry)
     if is_unreachable(error):
+        ctx.connections.forget(key)
         return Outcome(False, Reason.CLUSTER_NOT_READY, f"KafkaUseCase {key[0]}/{key[1]}: {explained}", retry=retry)
     return Outcome(False, Reason.KAFKA_ERROR, explained)
 

@@ -47,7 +47,7 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
         if changes:
             observed = await kafka.describe_topic(name) or observed
     except Exception as error:  # per item: Kafka's refusal, or the cluster not there
-        return failed(error, key, kafka, ctx.settings.retry_seconds)
+        return failed(ctx, error, key, kafka)
     created = any(change.startswith("created") for change in changes)
     reason = Reason.CREATED if created else (Reason.UPDATED if changes else
                                              ready_reason(obj.get("status")) or Reason.CREATED)

@@ -81,7 +81,7 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
             changes.append(f"Secret {secret_ref.name} updated")
         changes += await sync_principal(ctx, world, kafka, key, obj)
     except Exception as error:  # per item: Kafka's refusal, or the cluster not there
-        return failed(error, key, kafka, ctx.settings.retry_seconds)
+        return failed(ctx, error, key, kafka)
     fields = {"username": name, "secret": secret_ref.name}
     if rotation:
         fields["passwordRotation"] = rotation
