@@ -123,7 +123,7 @@ class Context:
     async def claim(self, obj: dict) -> None:
         """The finalizer goes on before the operator first writes to Kafka for an object: what it
         created is then always cleaned up, and a topic it created is told from one it found."""
-        if not claimed(obj):
+        if not self.is_claimed(obj):
             await self.rest.add_finalizer(ref_of(obj), obj["metadata"], FINALIZER)
         self._claimed.add(obj["metadata"]["uid"])
 
