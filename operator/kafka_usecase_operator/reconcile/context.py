@@ -105,7 +105,8 @@ class Context:
         key = (ref.namespace or namespace, ref.name)
         use_case = world.use_case(key)
         if use_case is None:
-            return Outcome(False, Reason.USE_CASE_NOT_FOUND, f"KafkaUseCase {key[0]}/{key[1]} not found")
+            return Outcome(False, Reason.USE_CASE_NOT_FOUND, f"KafkaUseCase {key[0]}/{key[1]} not found",
+                           retry=self.settings.retry_seconds)  # `kubectl apply -f dir/` applies in any order
         if not await self.admitted(use_case, namespace):
             return Outcome(False, Reason.NOT_ALLOWED, f"KafkaUseCase {key[0]}/{key[1]} does not admit references "
                                                       f"from namespace {namespace} (its spec.access)")
