@@ -245,6 +245,20 @@ def test_a_namespace_the_use_case_does_not_admit_gets_nothing(env):
     assert env.admin.scram_users([f"{other}.intruder"]) == {f"{other}.intruder": False}
 
 
+def test_a_topic_applied_before_its_use_case_waits_for_it(env):
+    topic = {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaTopic", "metadata": {"name": "early"},
+             "spec": {"useCase": {"name": "later"}, "topicName": env.t("early")}}
+    env.apply(topic)
+    env.wait_ready("kafkatopic", "early", "False", "UseCaseNotFound")
+    assert env.topic(env.t("early")) is None
+
+    use_case = env.get("kafkausecase", "devstack")
+    env.apply({"apiVersion": use_case["apiVersion"], "kind": "KafkaUseCase", "metadata": {"name": "later"},
+               "spec": use_case["spec"]})
+    env.wait_ready("kafkatopic", "early")
+    assert env.topic(env.t("early")) is not None
+
+
 def test_a_stopped_broker_means_cluster_not_ready_then_ready(env):
     node = next(n for n in env.kafka.stack.pids if n.startswith("broker"))  # 1 broker: the whole cluster
     env.kafka.stack.stop([node])
