@@ -29,7 +29,7 @@ class OperatorProcess:
         self.argv = [OPERATOR, "run", "--liveness-port", str(self.port)] + \
             [arg for ns in namespaces for arg in ("--namespace", ns)]
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "KUO_OPERATOR_NAMESPACE": "kafka-system",
-                    "KUO_METRICS_PORT": "0", **(env or {})}
+                    "KUO_METRICS_PORT": "0", "KUO_KAFKA_TIMEOUT_SECONDS": "10", **(env or {})}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> OperatorProcess:

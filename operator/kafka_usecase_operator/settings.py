@@ -20,7 +20,7 @@ class OperatorSettings(BaseModel):
     """Port of the liveness endpoint /healthz (KUO_LIVENESS_PORT)."""
     external_check_seconds: float = Field(60.0, gt=0)
     """How often an external use case's connection is re-checked (KUO_EXTERNAL_CHECK_SECONDS)."""
-    kafka_timeout_seconds: float = Field(10.0, gt=0)
+    kafka_timeout_seconds: float = Field(30.0, gt=0)
     """Timeout of one admin request to a Kafka cluster (KUO_KAFKA_TIMEOUT_SECONDS)."""
     resync_seconds: float = Field(120.0, gt=0)
     """How often every topic, user and ACL is compared with Kafka and drift repaired (KUO_RESYNC_SECONDS)."""

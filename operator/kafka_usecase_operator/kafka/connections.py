@@ -63,6 +63,8 @@ class Connections:
         self.admin_factory = admin_factory or (lambda config: ConfluentKafkaAdmin(config, timeout))
         self._executors: dict[tuple, KafkaExecutor] = {}  # fingerprint -> executor
         self.retired_requests = 0
+        self.rebuild_after = 30.0
+        self._rebuilt: dict[tuple[str, str], float] = {}
         self._current: dict[tuple[str, str], tuple[float, tuple, Cluster]] = {}  # use case -> (read at, fingerprint, cluster)
 
     async def connect(self, use_case: dict) -> tuple[KafkaExecutor, Cluster]:
@@ -86,7 +88,12 @@ class Connections:
         return self._executors[fingerprint], cluster
 
     def forget(self, key: tuple[str, str]) -> None:
-        """The next connect() builds a new admin client (in-flight calls finish on the old one)."""
+        """The next connect() builds a new admin client (in-flight calls finish on the old one), at
+        most once per `rebuild_after` seconds: under load many calls time out at once, and a new
+        client per timeout (a new SCRAM login each) would make the overload worse."""
+        if time.monotonic() - self._rebuilt.get(key, float("-inf")) < self.rebuild_after:
+            return
+        self._rebuilt[key] = time.monotonic()
         cached = self._current.pop(key, None)
         retired = self._executors.pop(cached[1], None) if cached else None
         if retired:
