@@ -55,8 +55,11 @@ def capped_session(info: kopf.ConnectionInfo, connections: int) -> aiohttp.Clien
     """An aiohttp session with at most `connections` connections: what bounds the operator's memory
     when thousands of objects are handled at once."""
     headers = {**info.as_http_headers(), "User-Agent": USER_AGENT}
+    # No total timeout: with the pool capped, a request may wait its turn for a connection for long
+    # under a burst, and that wait is not a failure; the socket itself gets 10 s to connect, 60 to answer.
+    timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=10, sock_read=60)
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections, ssl=info.as_ssl_context()),
-                                 headers=headers, timeout=aiohttp.ClientTimeout(total=60))
+                                 headers=headers, timeout=timeout)
 
 
 class Rest:
