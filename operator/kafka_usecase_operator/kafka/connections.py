@@ -12,7 +12,6 @@ import base64
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 from kafka_usecase_operator.kafka.confluent import ConfluentKafkaAdmin
 from kafka_usecase_operator.kafka.executor import KafkaExecutor
@@ -52,15 +51,11 @@ def locate(use_case: dict) -> Cluster:
     return Cluster(status["bootstrapServers"], IN_CLUSTER_PROTOCOL, IN_CLUSTER_MECHANISM, status["adminSecret"])
 
 
-AdminFactory = Callable[[dict], object]
-
-
 class Connections:
     def __init__(self, rest: Rest, timeout: float, batch_items: int, batch_delay: float,
-                 secret_ttl: float = 60.0, admin_factory: AdminFactory | None = None):
+                 secret_ttl: float = 60.0):
         self.rest, self.timeout = rest, timeout
         self.batch_items, self.batch_delay, self.secret_ttl = batch_items, batch_delay, secret_ttl
-        self.admin_factory = admin_factory or (lambda config: ConfluentKafkaAdmin(config, timeout))
         self._executors: dict[tuple, KafkaExecutor] = {}  # fingerprint -> executor
         self.retired_requests = 0
         self.rebuild_after = 30.0
@@ -80,9 +75,10 @@ class Connections:
         fingerprint = (cluster.bootstrap_servers, cluster.security_protocol, cluster.admin_sasl_mechanism, username,
                        hashlib.sha256(password.encode()).hexdigest())
         if fingerprint not in self._executors:
-            admin = self.admin_factory({
+            admin = ConfluentKafkaAdmin({
                 "bootstrap.servers": cluster.bootstrap_servers, "security.protocol": cluster.security_protocol,
-                "sasl.mechanism": cluster.admin_sasl_mechanism, "sasl.username": username, "sasl.password": password})
+                "sasl.mechanism": cluster.admin_sasl_mechanism, "sasl.username": username, "sasl.password": password},
+                self.timeout)
             self._executors[fingerprint] = KafkaExecutor(admin, self.batch_items, self.batch_delay)
         self._current[key] = (time.monotonic(), fingerprint, cluster)
         return self._executors[fingerprint], cluster
