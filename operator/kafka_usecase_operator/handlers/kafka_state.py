@@ -19,7 +19,7 @@ from kafka_usecase_operator.reconcile.context import Context, Outcome, changed_f
 from kafka_usecase_operator.world import World, deleting, snapshot, use_case_key
 
 Reconciler = Callable[[Context, World, dict], Awaitable[Outcome]]
-Deleter = Callable[[Context, World, dict], Awaitable[str | None]]
+Deleter = Callable[[Context, World, dict, dict], Awaitable[str | None]]  # (..., object, its use case)
 
 
 async def settle(reconciler: Reconciler, body: kopf.Body, memo: kopf.Memo, indexes: dict) -> None:
@@ -68,7 +68,7 @@ async def release(deleter: Deleter, body: kopf.Body, memo: kopf.Memo, indexes: d
         return
     try:
         async with ctx.lock(obj["metadata"]["uid"]):
-            problem = await deleter(ctx, world, obj)
+            problem = await deleter(ctx, world, obj, use_case)
     except Exception as error:
         if not (isinstance(error, ClusterNotReady) or is_unreachable(error)):
             raise

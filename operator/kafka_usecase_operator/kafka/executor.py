@@ -24,12 +24,16 @@ UNREACHABLE_CODES = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._A
                      KafkaError.NOT_CONTROLLER, KafkaError.BROKER_NOT_AVAILABLE}
 
 
+def error_code(error: BaseException) -> int | None:
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return error.args[0].code()
+    return None
+
+
 def is_unreachable(error: BaseException) -> bool:
     if isinstance(error, (TimeoutError, concurrent.futures.TimeoutError)):
         return True
-    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
-        return error.args[0].code() in UNREACHABLE_CODES
-    return False
+    return error_code(error) in UNREACHABLE_CODES
 
 
 def describe_error(error: BaseException) -> str:

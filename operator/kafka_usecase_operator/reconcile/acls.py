@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from kafka_usecase_operator.api import InvalidSpec, KafkaAcl
 from kafka_usecase_operator.api.common import Reason
-from kafka_usecase_operator.kafka.connections import ClusterNotReady
 from kafka_usecase_operator.kafka.plan import acl_bindings
 from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, ready_reason
 from kafka_usecase_operator.reconcile.users import managed_user, principal, sync_principal
@@ -51,7 +50,7 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
     return Outcome(True, reason, message, fields=fields, changes=changes)
 
 
-async def delete(ctx: Context, world: World, obj: dict) -> str | None:
+async def delete(ctx: Context, world: World, obj: dict, use_case: dict) -> str | None:
     """Re-sync every principal it named: its index entry is marked deleting, so it no longer counts
     and only the bindings nothing else wants go."""
     try:
@@ -59,9 +58,6 @@ async def delete(ctx: Context, world: World, obj: dict) -> str | None:
     except InvalidSpec:
         return None
     key = use_case_key(obj)
-    use_case = world.use_case(key)
-    if use_case is None:
-        raise ClusterNotReady("its KafkaUseCase is gone")
     kafka, _ = await ctx.connections.connect(use_case)
     for _, user in named_users(world, obj, spec):
         if managed_user(ctx, world, key, user):

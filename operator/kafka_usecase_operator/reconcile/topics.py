@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from confluent_kafka import KafkaError, KafkaException
+
 from kafka_usecase_operator.api import InvalidSpec, KafkaTopic
 from kafka_usecase_operator.api.common import Reason
-from kafka_usecase_operator.kafka.connections import ClusterNotReady
-from kafka_usecase_operator.kafka.executor import KafkaExecutor, describe_error, is_unreachable
+from kafka_usecase_operator.kafka.executor import KafkaExecutor, describe_error, error_code, is_unreachable
 from kafka_usecase_operator.kafka.model import Topic
 from kafka_usecase_operator.kafka.plan import AddPartitions, AlterTopicConfig, CreateTopic, Refused, plan_topic
-from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, claimed, ready_reason
-from kafka_usecase_operator.world import ADOPT, World, owner_of, topic_name, use_case_key
+from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, ready_reason
+from kafka_usecase_operator.world import ADOPT, World, owner_of, topic_name
 
 
 def config_value(value) -> str:
@@ -55,24 +56,21 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
     return Outcome(True, reason, message, fields=_fields(observed or desired), changes=changes)
 
 
-async def delete(ctx: Context, world: World, obj: dict) -> str | None:
+async def delete(ctx: Context, world: World, obj: dict, use_case: dict) -> str | None:
     """Delete the topic if the policy says so; None when done, else why it cannot be done now."""
     try:
         spec = KafkaTopic.parse(obj)
     except InvalidSpec:
         return None  # never created anything
-    if spec.deletion_policy != "Delete" or not claimed(obj):
+    if spec.deletion_policy != "Delete":
         return None
-    use_case = world.use_case(use_case_key(obj))
-    if use_case is None:
-        raise ClusterNotReady("its KafkaUseCase is gone")
     kafka, _ = await ctx.connections.connect(use_case)
     try:
         await kafka.delete_topic(topic_name(obj))
-    except Exception as error:
+    except KafkaException as error:
         if is_unreachable(error):
-            raise
-        if "UNKNOWN_TOPIC" not in describe_error(error).upper() and "does not exist" not in describe_error(error):
+            raise  # the caller waits for the cluster, or releases after the timeout
+        if error_code(error) != KafkaError.UNKNOWN_TOPIC_OR_PART:  # already gone is done
             return describe_error(error)
     return None
 

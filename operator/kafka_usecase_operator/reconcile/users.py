@@ -8,12 +8,11 @@ import secrets
 
 from kafka_usecase_operator.api import InvalidSpec, KafkaAcl, KafkaUser
 from kafka_usecase_operator.api.common import Reason
-from kafka_usecase_operator.kafka.connections import ClusterNotReady
 from kafka_usecase_operator.kafka.executor import KafkaExecutor, describe_error
 from kafka_usecase_operator.kafka.model import AclBinding
 from kafka_usecase_operator.kafka.plan import acl_bindings, plan_acls
 from kafka_usecase_operator.kube.rest import Ref
-from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, claimed, ready_reason
+from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, ready_reason
 from kafka_usecase_operator.render import user_secret
 from kafka_usecase_operator.world import ROTATE, World, UseCaseKey, deleting, owner_of, use_case_key, username
 
@@ -98,13 +97,8 @@ def _foreign(secret: Ref) -> Outcome:
                                            "rename one of them")
 
 
-async def delete(ctx: Context, world: World, obj: dict) -> str | None:
+async def delete(ctx: Context, world: World, obj: dict, use_case: dict) -> str | None:
     """Remove the user's SCRAM credential and every ACL binding of its principal."""
-    if not claimed(obj):
-        return None
-    use_case = world.use_case(use_case_key(obj))
-    if use_case is None:
-        raise ClusterNotReady("its KafkaUseCase is gone")
     kafka, _ = await ctx.connections.connect(use_case)
     name = username(obj)
     async with ctx.lock(("principal", use_case_key(obj), name)):
