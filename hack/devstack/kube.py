@@ -208,6 +208,10 @@ def _steps(stack: Stack, files: dict[str, Path]):
         binary("kwok"), f"--kubeconfig={files['kubeconfig']}", f"--config={paths.kwok_stages_file()}",
         "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1", f"--server-address={HOST}:{KWOK_PORT}",
+        # The heartbeat-with-lease stage renews Node status only every ~10 minutes: without
+        # node leases the node lifecycle controller sees every node NotReady after ~50 s and
+        # marks every pod NotReady for good (kwok does not play the pod stage again).
+        "--node-lease-duration-seconds=40",
     ]), lambda: _http_ok(f"http://{HOST}:{KWOK_PORT}/healthz")
 
 

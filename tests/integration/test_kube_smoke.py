@@ -83,6 +83,24 @@ def test_default_nodes_are_ready(kube_cluster):
     assert ready == {n.name for n in kube.default_nodes()}
 
 
+def test_nodes_keep_their_leases_renewed(kube_cluster):
+    """Without renewed node Leases the node lifecycle controller declares every kwok node
+    NotReady ~50 s after start and every pod on it NotReady for good (a CI failure, found late)."""
+    def renewals() -> dict[str, str]:
+        leases = json.loads(kube_cluster.kubectl("get", "leases", "-n", "kube-node-lease", "-o", "json"))["items"]
+        return {lease["metadata"]["name"]: lease["spec"]["renewTime"] for lease in leases}
+
+    first = renewals()
+    assert set(first) == {n.name for n in kube.default_nodes()}
+
+    def all_renewed():
+        """every node Lease renewed again"""
+        now = renewals()
+        return all(now[name] != first[name] for name in first)
+
+    eventually(all_renewed, timeout=30)
+
+
 def test_custom_object_is_applied_and_read_back(kube_cluster, widget_crd, namespace):
     kube_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=widget("good", {"retention.ms": "1000"}))
 

@@ -96,10 +96,10 @@ def test_zookeeper_ensemble_lists_every_peer_and_a_single_node_none():
 
 
 def test_cluster_id_is_a_kafka_uuid():
-    cluster_id = kafka.new_cluster_id()
+    ids = [kafka.new_cluster_id() for _ in range(2000)]  # about 31 of 2000 raw ids start with "-"
 
-    assert len(cluster_id) == 22
-    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+    assert all(len(i) == 22 and len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+    assert not any(i.startswith("-") for i in ids), "kafka-storage format would read the id as an option"
 
 
 def test_default_nodes_taint_the_dedicated_pools_only():

@@ -134,8 +134,12 @@ class ClusterModel:
 
 
 def new_cluster_id() -> str:
-    """A Kafka Uuid as `kafka-storage.sh random-uuid` prints it: url-safe base64 of 16 bytes, unpadded."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka Uuid as `kafka-storage.sh random-uuid` prints it: url-safe base64 of 16 bytes, unpadded.
+    Like Kafka's Uuid.randomUuid, never one starting with "-": `kafka-storage format -t -abc...` reads
+    it as an option and fails, so a pod would never format its storage."""
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id
 
 
 def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec) -> ClusterModel:
