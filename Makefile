@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST := $(BIN)/pytest
+CHART := charts/kafka-usecase-operator
 # Slowest tests are printed at the end of every run.
 PYTEST_FLAGS ?= --durations=15
 
@@ -28,7 +29,8 @@ components: venv
 
 # The CRDs, docs/api.md and docs/profiles.md are generated from the code; a unit test fails on drift.
 crds: venv
-	$(BIN)/python -m kafka_usecase_operator.api.schema --crds crds --docs docs/api.md --profiles docs/profiles.md
+	$(BIN)/python -m kafka_usecase_operator.api.schema --crds crds --crds $(CHART)/crds --health $(CHART)/docs/argocd \
+		--docs docs/api.md --profiles docs/profiles.md
 
 demo: setup
 	$(BIN)/devstack demo

@@ -65,7 +65,15 @@ def build_etcd(progress: str = "") -> None:
 
 
 def build_kube(binary: str, progress: str = "") -> None:
-    _go_build_in_wrapper("kube", f"k8s.io/kubernetes/cmd/{binary}", binary, progress)
+    _go_build_in_wrapper("kube", f"k8s.io/kubernetes/cmd/{binary}", binary, progress, _kube_version_flags())
+
+
+def _kube_version_flags() -> str:
+    """What Kubernetes' own build stamps into its binaries: without it the API server reports
+    v0.0.0-master, and a chart's `kubeVersion` constraint refuses to install."""
+    major, minor = versions.KUBERNETES.lstrip("v").split(".")[:2]
+    stamps = {"gitVersion": versions.KUBERNETES, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    return "-ldflags=" + " ".join(f"-X k8s.io/component-base/version.{k}={v}" for k, v in stamps.items())
 
 
 def build_kwok(progress: str = "") -> None:
@@ -94,7 +102,8 @@ def build_helm(progress: str = "") -> None:
 
 def kube_ready() -> bool:
     names = ("etcd", "kwok", "helm") + KUBE_BINARIES
-    return all((paths.bin_dir() / n).exists() for n in names) and paths.kwok_stages_file().exists()
+    return all((paths.bin_dir() / n).exists() for n in names) and paths.kwok_stages_file().exists() and \
+        all(_built_with(paths.bin_dir() / n) == _kube_version_flags() for n in KUBE_BINARIES)
 
 
 def _go() -> str:
@@ -114,10 +123,11 @@ def _go_install(package: str, binary: str, progress: str) -> None:
                         env_extra={"GOBIN": str(target.parent)}, cwd=paths.cache_dir())
 
 
-def _go_build_in_wrapper(wrapper: str, package: str, binary: str, progress: str) -> None:
-    """Build in a copy of hack/<wrapper> inside the cache, so the repository is never written."""
+def _go_build_in_wrapper(wrapper: str, package: str, binary: str, progress: str, flags: str = "") -> None:
+    """Build in a copy of hack/<wrapper> inside the cache, so the repository is never written.
+    A binary built with other flags than these is built again."""
     target = paths.bin_dir() / binary
-    if target.exists():
+    if _built_with(target) == flags:
         return
     work = paths.cache_dir() / "build" / wrapper
     if wrapper not in _tidied:
@@ -127,8 +137,21 @@ def _go_build_in_wrapper(wrapper: str, package: str, binary: str, progress: str)
         _tidied.add(wrapper)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    _run_with_heartbeat([_go(), "build", "-o", str(partial), package], f"{progress} building {binary}", cwd=work)
+    _run_with_heartbeat([_go(), "build", *([flags] if flags else []), "-o", str(partial), package],
+                        f"{progress} building {binary}", cwd=work)
     partial.rename(target)
+    _flags_file(target).write_text(flags)
+
+
+def _flags_file(target: Path) -> Path:
+    return target.with_name(f".{target.name}.flags")
+
+
+def _built_with(target: Path) -> str | None:
+    """The build flags `target` was built with ("" if unrecorded); None if it is not built."""
+    if not target.exists():
+        return None
+    return _flags_file(target).read_text() if _flags_file(target).exists() else ""
 
 
 def _run_with_heartbeat(argv: list[str], what: str, cwd: Path, env_extra: dict | None = None) -> None:

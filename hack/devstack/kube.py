@@ -57,7 +57,7 @@ def example_quorum_statefulset() -> str:
     return (Path(__file__).parent / "templates" / "quorum-statefulset.yaml").read_text()
 
 
-def kubeconfig(server: str, ca_file: Path, token: str) -> str:
+def kubeconfig(server: str, ca_file: Path, token: str, user: str = ADMIN_USER) -> str:
     return f"""apiVersion: v1
 kind: Config
 clusters:
@@ -66,14 +66,14 @@ clusters:
     server: {server}
     certificate-authority: {ca_file}
 users:
-- name: {ADMIN_USER}
+- name: {user}
   user:
     token: {token}
 contexts:
 - name: devstack
   context:
     cluster: devstack
-    user: {ADMIN_USER}
+    user: {user}
     namespace: default
 current-context: devstack
 """

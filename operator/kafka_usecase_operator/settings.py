@@ -37,6 +37,12 @@ class OperatorSettings(BaseModel):
     """Connections to the API server at most, kopf's and the operator's each (KUO_API_CONNECTIONS)."""
     metrics_port: int = Field(8081, ge=0, le=65535)
     """Port of the Prometheus /metrics endpoint; 0 turns it off (KUO_METRICS_PORT)."""
+    leader_election: bool = False
+    """Act only while holding a Lease in the operator's namespace (KUO_LEADER_ELECTION; the chart turns it on)."""
+    lease_name: str = "kafka-usecase-operator"
+    """Name of that Lease (KUO_LEASE_NAME)."""
+    pod_name: str = ""
+    """This process's name in the Lease, made unique per process (KUO_POD_NAME; default: the host name)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> OperatorSettings:

@@ -15,17 +15,19 @@ BY_KIND = {kind.kind: kind for kind in KINDS}
 
 
 def example_documents():
-    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+    """The examples, and what the kind e2e flow applies."""
+    for path in sorted((ROOT / "examples").rglob("*.yaml")) + [ROOT / "e2e" / "kind" / "flow.yaml"]:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["apiVersion"].startswith("kafka.usecase.dev/"):
-                yield pytest.param(doc, id=f"{path.relative_to(ROOT / 'examples')}:{doc['metadata']['name']}")
+                yield pytest.param(doc, id=f"{path.relative_to(ROOT)}:{doc['metadata']['name']}")
 
 
-def test_checked_in_crds_are_what_the_models_generate():
+@pytest.mark.parametrize("folder", ["crds", "charts/kafka-usecase-operator/crds"])
+def test_checked_in_crds_are_what_the_models_generate(folder):
     generated = crd_files()
-    checked_in = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    checked_in = {p.name: p.read_text() for p in (ROOT / folder).glob("*.yaml")}
 
-    assert checked_in == generated, "crds/ drifted from the models: run `make crds`"
+    assert checked_in == generated, f"{folder}/ drifted from the models: run `make crds`"
 
 
 def test_api_reference_is_what_the_models_generate():

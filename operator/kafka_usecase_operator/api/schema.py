@@ -17,6 +17,7 @@ import yaml
 
 from kafka_usecase_operator.api import GROUP, KINDS, VERSION
 from kafka_usecase_operator.api.common import Kind
+from kafka_usecase_operator.api.health import argocd_config_map, health_files
 from kafka_usecase_operator.render.profiles import profiles_table
 
 LABELS = {"app.kubernetes.io/name": "kafka-usecase-operator", "app.kubernetes.io/part-of": "kafka-usecase-operator"}
@@ -195,17 +196,26 @@ def _column(column) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Write the CRDs and the API reference from the models.")
-    parser.add_argument("--crds", type=Path, default=Path("crds"))
+    parser = argparse.ArgumentParser(description="Write the CRDs, the API reference and the Argo CD health "
+                                                 "checks from the models.")
+    parser.add_argument("--crds", type=Path, action="append", help="a folder for the CRDs (repeatable)")
     parser.add_argument("--docs", type=Path, default=Path("docs/api.md"))
     parser.add_argument("--profiles", type=Path, default=Path("docs/profiles.md"))
+    parser.add_argument("--health", type=Path, help="a folder for the Argo CD health checks")
     args = parser.parse_args()
-    args.crds.mkdir(parents=True, exist_ok=True)
-    for name, text in crd_files().items():
-        (args.crds / name).write_text(text)
+    for folder in args.crds or [Path("crds")]:
+        write_files(folder, crd_files())
+    if args.health:
+        write_files(args.health, health_files() | {"argocd-cm.yaml": argocd_config_map()})
     args.docs.parent.mkdir(parents=True, exist_ok=True)
     args.docs.write_text(api_reference())
     args.profiles.write_text(profiles_table())
+
+
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
 
 
 if __name__ == "__main__":

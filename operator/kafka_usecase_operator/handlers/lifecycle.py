@@ -14,7 +14,7 @@ from kafka_usecase_operator.api import GROUP
 from kafka_usecase_operator.handlers.diffbase import InMemoryDiffBase, UnmarkedProgressStorage
 from kafka_usecase_operator.kafka.connections import Connections
 from kafka_usecase_operator.kube.client import Kube, api_client
-from kafka_usecase_operator.kube.rest import Rest, capped_session, connection_info
+from kafka_usecase_operator.kube.rest import Rest, capped_session, connection_info, user_agent
 from kafka_usecase_operator.reconcile.context import Context, NamespaceLabels
 from kafka_usecase_operator.settings import OperatorSettings
 from kafka_usecase_operator.world import FINALIZER
@@ -34,13 +34,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> No
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.WARNING  # Events for warnings and up; handlers post the rest explicitly
     settings.watching.server_timeout = 300
+    settings.scanning.disabled = True  # the four kinds are known: no cluster-wide watch of CRDs to need RBAC for
     if "settings" not in memo:  # `kafka-usecase-operator run` passes them, with its command-line options
         memo.settings = OperatorSettings.from_env()
     # Batches and per-principal ACL reads wait on Kafka in threads; the default pool (cores + 4) is small.
     asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(16, "kafka-admin"))
-    memo.kube = Kube(api_client(), memo.settings.field_manager)
+    agent = user_agent(memo.settings.pod_name)
+    memo.kube = Kube(api_client(agent), memo.settings.field_manager)
     info = connection_info(settings)
-    rest = Rest(capped_session(info, memo.settings.api_connections), info.server)
+    rest = Rest(capped_session(info, memo.settings.api_connections, agent), info.server)
     connections = Connections(rest, memo.settings.kafka_timeout_seconds, memo.settings.batch_max_items,
                               memo.settings.batch_max_delay)
     memo.ctx = Context(rest, connections, memo.settings, NamespaceLabels(rest))
@@ -54,10 +56,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> No
 async def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> kopf.AiohttpSession:
     """kopf's own session, capped: its default pool is unlimited, and at thousands of objects the
     connections alone decide whether the operator stays small."""
-    limit = memo.settings.api_connections if "settings" in memo else OperatorSettings.from_env().api_connections
+    ours = memo.settings if "settings" in memo else OperatorSettings.from_env()
     info = connection_info(settings)
     return kopf.AiohttpSession(server=info.server, default_namespace=info.default_namespace,
-                               aiohttp_session=capped_session(info, limit))
+                               aiohttp_session=capped_session(info, ours.api_connections, user_agent(ours.pod_name)))
 
 
 @kopf.on.cleanup()

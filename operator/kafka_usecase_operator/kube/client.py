@@ -11,13 +11,15 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 
-def api_client() -> ApiClient:
+def api_client(user_agent: str) -> ApiClient:
     """In a pod: its ServiceAccount; elsewhere: the current KUBECONFIG context."""
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
         kube_config.load_kube_config()
-    return ApiClient()
+    client = ApiClient()
+    client.user_agent = user_agent
+    return client
 
 
 class Kube:
@@ -47,15 +49,19 @@ class Kube:
         return [item.to_dict() for item in found.items]
 
     def create_if_absent(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create, or return what already exists (generated Secrets are made once, never replaced)."""
+        """Return what exists, or create it (generated Secrets are made once, never replaced).
+        Read first: a create is refused in a terminating namespace even when the object exists."""
         resource = self._resource(obj["apiVersion"], obj["kind"])
-        namespace = obj["metadata"]["namespace"]
+        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
+        existing = self.get(obj["apiVersion"], obj["kind"], namespace, name)
+        if existing is not None:
+            return existing
         try:
             return resource.create(body=obj, namespace=namespace).to_dict()
         except ApiException as error:
-            if error.status != 409:
+            if error.status != 409:  # created meanwhile by someone else
                 raise
-        return resource.get(name=obj["metadata"]["name"], namespace=namespace).to_dict()
+        return resource.get(name=name, namespace=namespace).to_dict()
 
     def patch_status(self, obj: dict[str, Any], status: dict) -> bool:
         """Merge-patch the status of `obj` as it was read: False when the object changed since

@@ -18,6 +18,11 @@ import kopf
 USER_AGENT = "kafka-usecase-operator"
 
 
+def user_agent(pod_name: str) -> str:
+    """Names the process in the API server's audit log (two replicas: which one did what)."""
+    return f"{USER_AGENT} ({pod_name})" if pod_name else USER_AGENT
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(f"{status}: {message}")
@@ -51,10 +56,10 @@ def connection_info(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
     return info
 
 
-def capped_session(info: kopf.ConnectionInfo, connections: int) -> aiohttp.ClientSession:
+def capped_session(info: kopf.ConnectionInfo, connections: int, agent: str = USER_AGENT) -> aiohttp.ClientSession:
     """An aiohttp session with at most `connections` connections: what bounds the operator's memory
     when thousands of objects are handled at once."""
-    headers = {**info.as_http_headers(), "User-Agent": USER_AGENT}
+    headers = {**info.as_http_headers(), "User-Agent": agent}
     # No total timeout: with the pool capped, a request may wait its turn for a connection for long
     # under a burst, and that wait is not a failure; the socket itself gets 10 s to connect, 60 to answer.
     timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=10, sock_read=60)

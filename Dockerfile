@@ -1,0 +1,20 @@
+# The operator's image: `docker build -t kafka-usecase-operator .` (e2e/kind.sh builds it for kind).
+# Two stages: wheels are built with pip's toolchain, the runtime stage gets only the wheels.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM ${PYTHON_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+RUN groupadd --gid 10001 operator && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin operator
+COPY --from=build /wheels /wheels
+RUN pip install --no-index --find-links /wheels kafka-usecase-operator && rm -rf /wheels
+# Numeric, so Kubernetes can check runAsNonRoot without resolving a name.
+USER 10001:10001
+EXPOSE 8080 8081
+ENTRYPOINT ["kafka-usecase-operator"]
+CMD ["run"]
