@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient
 
 from argocd_health import health
 from audit import AuditLog
@@ -140,11 +141,8 @@ def flow(kube_cluster, kafka_kraft, tmp_path_factory):
     f = Flow(kube_cluster, kafka_kraft, tmp_path_factory.mktemp("helm-e2e"))
     yield f
     f.stop_operator()
-    # Deleted first, then an operator releases the finalizers (see the note on in-flight handlers
-    # in the issue 7 closing note: deleting while a handler waits on an unreachable cluster stalls).
-    f.kubectl("delete", "namespace", *f.ns.values(), "--ignore-not-found", "--wait=false")
     cleaner = OperatorProcess(kube_cluster.kubeconfig, list(f.ns.values()), f.tmp / "teardown.log").start()
-    try:
+    try:  # while an operator runs: it releases what a failed test left behind
         kube_cluster.kubectl("delete", "namespace", *f.ns.values(), "--ignore-not-found", "--timeout=120s",
                              timeout=130)
     finally:
@@ -242,6 +240,27 @@ def test_upgrade_to_a_namespace_list_runs_on_roles_without_a_403(flow):
     assert flow.audit.denials(SERVICE_ACCOUNT, mark) == set()
 
 
+def test_deleting_the_examples_releases_every_finalizer_without_a_403(flow):
+    mark = flow.audit.mark()
+    devstack = flow.ns["devstack"]
+    flow.kubectl("delete", "kafkatopics,kafkausers,kafkaacls", "--all", "-n", devstack, "--wait=false")
+    for namespace in sorted(set(flow.ns.values()) - {devstack}):
+        flow.kubectl("delete", "kafkausecases,kafkatopics,kafkausers,kafkaacls", "--all", "-n", namespace,
+                     "--wait=false")
+
+    def gone():
+        """every example object deleted (its finalizer released)"""
+        left = [f"{o['kind']} {o['metadata']['namespace']}/{o['metadata']['name']}" for o in flow.objects()
+                if o["metadata"]["namespace"] != devstack or o["kind"] != "KafkaUseCase"]
+        return Pending(left)
+
+    eventually(gone, timeout=90)
+    topics = AdminClient(flow.kafka.client_config()).list_topics(timeout=10).topics
+    assert f"{devstack}.payments" not in topics  # deletionPolicy: Delete
+    assert f"{devstack}.orders" in topics  # Retain, the default
+    assert flow.audit.denials(SERVICE_ACCOUNT, mark) == set()
+
+
 def test_uninstall_removes_the_operator_and_keeps_crds_and_user_objects(flow):
     flow.stop_operator()
     helm(flow.kube, "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait")
@@ -253,7 +272,7 @@ def test_uninstall_removes_the_operator_and_keeps_crds_and_user_objects(flow):
                             "-o", "name").strip()
     crds = flow.kubectl("get", "crd", "-l", "app.kubernetes.io/part-of=kafka-usecase-operator", "-o", "name").split()
     assert len(crds) == 4
-    assert flow.kubectl("get", "kafkatopic", "orders", "-n", flow.ns["devstack"], "-o", "name").strip()
+    assert flow.kubectl("get", "kafkausecase", "devstack", "-n", flow.ns["devstack"], "-o", "name").strip()
 
 
 # What each Ready reason means to someone watching Argo CD: the spec the health checks implement.

@@ -92,3 +92,22 @@ def test_with_batching_off_every_item_is_its_own_request():
 
     assert asyncio.run(executor.create_acls(bindings)) == []
     assert executor.requests_sent == 5
+
+
+def test_kopfs_connection_cap_leaves_room_for_every_watch_stream():
+    import importlib
+
+    import kopf
+
+    importlib.import_module("kafka_usecase_operator.handlers")  # registers the handlers with kopf
+    from kafka_usecase_operator.handlers.lifecycle import WATCHED_RESOURCES, kopf_connections
+    from kafka_usecase_operator.settings import OperatorSettings
+
+    registry = kopf.get_default_registry()
+    watched = {h.selector for part in (registry._indexing, registry._watching, registry._changing,
+                                       registry._spawning) for h in part.get_all_handlers()}
+    four = OperatorSettings(namespaces=["a", "b", "c", "d"], api_connections=20)
+
+    assert len(watched) == WATCHED_RESOURCES
+    assert kopf_connections(four) == 4 * WATCHED_RESOURCES + 20
+    assert kopf_connections(OperatorSettings(api_connections=20)) == WATCHED_RESOURCES + 20

@@ -52,14 +52,26 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> No
         start_http_server(memo.settings.metrics_port)
 
 
+# The kinds kopf watches (the four custom kinds, StatefulSets and Pods): one watch stream each,
+# cluster-wide or per watched namespace. A unit test keeps this equal to what the handlers register.
+WATCHED_RESOURCES = 6
+
+
+def kopf_connections(settings: OperatorSettings) -> int:
+    """Every watch stream holds a connection for as long as it runs: the cap is on top of them.
+    (Capped at api_connections alone, 4 namespaces x 6 kinds starved the last streams and the
+    requests: the operator stopped handling anything, found by the Helm e2e.)"""
+    return WATCHED_RESOURCES * max(1, len(settings.namespaces)) + settings.api_connections
+
+
 @kopf.on.login()
 async def login(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> kopf.AiohttpSession:
     """kopf's own session, capped: its default pool is unlimited, and at thousands of objects the
     connections alone decide whether the operator stays small."""
     ours = memo.settings if "settings" in memo else OperatorSettings.from_env()
     info = connection_info(settings)
-    return kopf.AiohttpSession(server=info.server, default_namespace=info.default_namespace,
-                               aiohttp_session=capped_session(info, ours.api_connections, user_agent(ours.pod_name)))
+    session = capped_session(info, kopf_connections(ours), user_agent(ours.pod_name))
+    return kopf.AiohttpSession(server=info.server, default_namespace=info.default_namespace, aiohttp_session=session)
 
 
 @kopf.on.cleanup()
