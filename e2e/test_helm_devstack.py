@@ -105,7 +105,8 @@ class Flow:
         return {k: base64.b64decode(v).decode() for k, v in found["data"].items()}
 
     def start_operator(self, pod_name: str) -> None:
-        self.operator = chart_operator(self.kube, RELEASE, self.tmp / f"{pod_name}.log", pod_name).start()
+        deployment = json.loads(self.kubectl("get", "deployment", FULLNAME, "-n", OPERATOR_NAMESPACE, "-o", "json"))
+        self.operator = chart_operator(self.kube, deployment, self.tmp / f"{pod_name}.log", pod_name).start()
 
     def stop_operator(self) -> None:
         if self.operator:
@@ -166,6 +167,12 @@ def test_rendered_chart_passes_server_side_dry_run_in_both_rbac_modes(flow):
         names = {line.split()[0] for line in out.splitlines()}
         assert (f"role.rbac.authorization.k8s.io/{FULLNAME}" in names) == bool(extra)
         assert (f"clusterrole.rbac.authorization.k8s.io/{FULLNAME}" in names) != bool(extra)
+
+
+def test_chart_lints_clean_in_both_rbac_modes(flow):
+    for extra in ({}, {"watchNamespaces": ["a", "b"]}):
+        out = helm(flow.kube, "lint", str(CHART), "--strict", *values_args(extra))
+        assert "1 chart(s) linted, 0 chart(s) failed" in out and "[WARNING]" not in out, out
 
 
 def test_misspelt_value_is_rejected_by_the_schema(flow):

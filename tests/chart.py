@@ -8,6 +8,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from devstack import kube
 from operator_process import OperatorProcess
 
@@ -16,15 +18,20 @@ CHART = ROOT / "charts" / "kafka-usecase-operator"
 OPERATOR_NAMESPACE = "kafka-system"
 
 
-def helm(kube_cluster, *args: str, input: str | None = None) -> str:
+def helm(kube_cluster, *args: str) -> str:
     result = subprocess.run([kube.binary("helm"), "--kubeconfig", str(kube_cluster.kubeconfig), *args],
-                            input=input, capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, f"helm {' '.join(args[:2])} failed: {result.stderr}"
     return result.stdout
 
 
 def values_args(values: dict) -> list[str]:
     return [arg for key, value in values.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
+
+
+def render(kube_cluster, release: str, values: dict) -> list[dict]:
+    out = helm(kube_cluster, "template", release, str(CHART), "-n", OPERATOR_NAMESPACE, *values_args(values))
+    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def service_account_kubeconfig(kube_cluster, service_account: str, path: Path) -> Path:
@@ -41,18 +48,11 @@ def service_account_kubeconfig(kube_cluster, service_account: str, path: Path) -
     return path
 
 
-def deployment_env(kube_cluster, deployment: str) -> dict[str, str]:
-    """The operator container's environment as the chart rendered it (values only; the pod name,
-    from the downward API, is the test's to give)."""
-    found = json.loads(kube_cluster.kubectl("get", "deployment", deployment, "-n", OPERATOR_NAMESPACE, "-o", "json"))
-    container = found["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
-
-
-def chart_operator(kube_cluster, release: str, log: Path, pod_name: str = "operator-0",
-                   extra_env: dict[str, str] | None = None) -> OperatorProcess:
-    """An operator process configured by the installed release and authenticated as its ServiceAccount."""
-    fullname = f"{release}-kafka-usecase-operator"
-    kubeconfig = service_account_kubeconfig(kube_cluster, fullname, log.parent / f"{fullname}.kubeconfig")
-    env = deployment_env(kube_cluster, fullname) | {"KUO_POD_NAME": pod_name, "KUO_METRICS_PORT": "0"}
-    return OperatorProcess(kubeconfig, [], log, env | (extra_env or {}))
+def chart_operator(kube_cluster, deployment: dict, log: Path, pod_name: str) -> OperatorProcess:
+    """An operator process as `deployment` (the chart's, rendered or installed) configures it, and
+    authenticated as its ServiceAccount. Only the pod name (the downward API's) is the caller's."""
+    pod = deployment["spec"]["template"]["spec"]
+    kubeconfig = service_account_kubeconfig(kube_cluster, pod["serviceAccountName"],
+                                            log.parent / f"{pod['serviceAccountName']}.kubeconfig")
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+    return OperatorProcess(kubeconfig, [], log, env | {"KUO_POD_NAME": pod_name, "KUO_METRICS_PORT": "0"})

@@ -32,15 +32,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 What the operator does in every namespace it serves, and nothing more (a test removes each rule
 in turn and finds the 403 it causes in the API server's audit log):
 - its four kinds: watched (list, watch), finalizers and annotations (patch), status (patch);
+  a topic's, user's or grant's KafkaUseCase read when it is handled (get);
 - a use case's children: written by server-side apply, which is a patch that creates the object
   the first time (create, patch); StatefulSets and Pods read back for the status (get, list, watch);
-- Secrets: generated credentials (create), read back and updated (get, patch);
+- Secrets: generated credentials (create), read back (get), updated on rotation (patch);
 - Events it posts (create).
 */}}
 {{- define "kuo.namespacedRules" -}}
 - apiGroups: ["kafka.usecase.dev"]
   resources: ["kafkausecases", "kafkatopics", "kafkausers", "kafkaacls"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["kafka.usecase.dev"]
+  resources: ["kafkausecases"]
+  verbs: ["get"]
 - apiGroups: ["kafka.usecase.dev"]
   resources: ["kafkausecases/status", "kafkatopics/status", "kafkausers/status", "kafkaacls/status"]
   verbs: ["patch"]
