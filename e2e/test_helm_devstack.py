@@ -29,7 +29,7 @@ from audit import AuditLog
 from chart import CHART, OPERATOR_NAMESPACE, chart_operator, helm, values_args
 from devstack import kube, probes
 from operator_process import OperatorProcess
-from waiting import eventually
+from waiting import Pending, eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.kafka, pytest.mark.e2e]
 ROOT = Path(__file__).parents[1]
@@ -115,13 +115,6 @@ class Flow:
             self.operator = None
 
 
-class Pending(list):
-    """What is not settled yet: false while anything is, so `eventually` shows the list when it gives up."""
-
-    def __bool__(self) -> bool:
-        return not len(self)
-
-
 def settled(flow: Flow) -> Pending:
     """Every example object reconciled for its current generation: the devstack's and the use
     cases Ready; the simulated clusters' topics and users report that their brokers cannot be reached."""
@@ -133,7 +126,7 @@ def settled(flow: Flow) -> Pending:
             ("False", "ClusterNotReady")
         if (obj.get("status") or {}).get("observedGeneration") != meta["generation"] or \
                 (condition.get("status"), condition.get("reason"))[:len(expected)] != expected:
-            pending.append(f"{obj['kind']} {meta['namespace']}/{meta['name']}: {condition.get('reason')}")
+            pending[f"{obj['kind']} {meta['namespace']}/{meta['name']}"] = condition.get("reason")
     return pending
 
 
@@ -257,9 +250,9 @@ def test_deleting_the_examples_releases_every_finalizer_without_a_403(flow):
 
     def gone():
         """every example object deleted (its finalizer released)"""
-        left = [f"{o['kind']} {o['metadata']['namespace']}/{o['metadata']['name']}" for o in flow.objects()
-                if o["metadata"]["namespace"] != devstack or o["kind"] != "KafkaUseCase"]
-        return Pending(left)
+        return Pending({f"{o['kind']} {o['metadata']['namespace']}/{o['metadata']['name']}": "still there"
+                        for o in flow.objects()
+                        if o["metadata"]["namespace"] != devstack or o["kind"] != "KafkaUseCase"})
 
     eventually(gone, timeout=90)
     topics = AdminClient(flow.kafka.client_config()).list_topics(timeout=10).topics

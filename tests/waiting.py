@@ -14,3 +14,11 @@ def eventually(check, timeout: float = 90, interval: float = 0.5):
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout}s: {check.__doc__ or check.__name__} (last: {last!r})")
         time.sleep(interval)
+
+
+class Pending(dict):
+    """What is not there yet, as a check's result: false while anything is pending, so `eventually`
+    keeps waiting and, when it gives up, shows what was still pending."""
+
+    def __bool__(self) -> bool:
+        return not len(self)
