@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from audit import AuditLog
-from chart import OPERATOR_NAMESPACE, chart_operator, render
+from chart import CHART, OPERATOR_NAMESPACE, chart_operator, render
 from devstack import kube
 from operator_process import OperatorProcess
 from test_helm_devstack import VALUES, Flow, settled
@@ -95,6 +95,11 @@ def run_examples(kube_cluster, kafka, tmp, mode: str, removed: tuple[str, str, i
 def runs(kube_cluster, kafka_kraft, tmp_path_factory):
     flows: list[Flow] = []
     tmp = tmp_path_factory.mktemp("rbac")
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    kube_cluster.kubectl("wait", "--for=condition=Established", "crd", "-l",
+                         "app.kubernetes.io/part-of=kafka-usecase-operator", "--timeout=60s")
+    kube_cluster.kubectl("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}))
     yield lambda mode, removed: run_examples(kube_cluster, kafka_kraft, tmp, mode, removed, flows)
     namespaces = [ns for flow in flows for ns in flow.ns.values()]
     cleaner = OperatorProcess(kube_cluster.kubeconfig, namespaces, tmp / "teardown.log").start()
