@@ -109,6 +109,7 @@ def runs(kube_cluster, kafka_kraft, tmp_path_factory):
         cleaner.stop()
 
 
+@pytest.mark.timeout(2700)  # ~80 s per rule, 14 runs per mode
 @pytest.mark.parametrize("mode", ["cluster", "roles"])
 def test_every_rule_is_needed_for_exactly_what_it_grants(kube_cluster, runs, mode):
     _, denials = runs(mode, None)
