@@ -144,12 +144,6 @@ def flow(kube_cluster, kafka_kraft, tmp_path_factory):
         helm(kube_cluster, "uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
 
 
-@pytest.fixture(scope="module")
-def recorded_statuses(flow):
-    """The statuses the real operator wrote during this module's flow."""
-    return flow.recorded
-
-
 def test_rendered_chart_passes_server_side_dry_run_in_both_rbac_modes(flow):
     flow.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}}])
     for extra in ({}, {"watchNamespaces": ["default", OPERATOR_NAMESPACE]}):
@@ -280,10 +274,10 @@ NEEDS_A_PERSON = {"InvalidSpec", "NotAllowed", "Conflict", "NotSupported", "Kafk
                   "Unreachable", "QuorumShrink", "VersionDowngrade", "TooFewBrokers"}
 
 
-def test_argocd_health_of_the_recorded_statuses(recorded_statuses):
+def test_argocd_health_of_the_recorded_statuses(flow):
     """Runs last: judges every distinct status the operator wrote during this flow."""
     judged = {}
-    for obj in recorded_statuses:
+    for obj in flow.recorded:
         status, message = health(obj)
         meta, condition = obj["metadata"], next((c for c in (obj.get("status") or {}).get("conditions", [])
                                                  if c["type"] == "Ready"), None)

@@ -32,29 +32,28 @@ class AuditLog:
         return self.path.stat().st_size if self.path.exists() else 0
 
     def denials(self, user: str, since: int) -> set[Denial]:
-        time.sleep(FLUSH_SECONDS)
         found = set()
-        with open(self.path, "rb") as log:
-            log.seek(since)
-            for line in log:
-                event = json.loads(line)
-                if event.get("user", {}).get("username") != user or event.get("responseStatus", {}).get("code") != 403:
-                    continue
-                # RBAC's refusal names the verb it refused: a server-side apply of a new object is a
-                # patch refused for "create". (A 403 without it, e.g. "namespace is being terminated",
-                # is not about permissions.)
-                refused = re.search(r"cannot (\w+) resource", event["responseStatus"].get("message", ""))
-                if not refused:
-                    continue
-                ref = event.get("objectRef", {})
-                resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-                found.add(Denial(refused.group(1), ref.get("apiGroup", ""), resource, ref.get("namespace", "")))
+        for event in self._events(user, since):
+            if event.get("responseStatus", {}).get("code") != 403:
+                continue
+            # RBAC's refusal names the verb it refused: a server-side apply of a new object is a
+            # patch refused for "create". (A 403 without it, e.g. "namespace is being terminated",
+            # is not about permissions.)
+            refused = re.search(r"cannot (\w+) resource", event["responseStatus"].get("message", ""))
+            if not refused:
+                continue
+            ref = event.get("objectRef", {})
+            resource = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            found.add(Denial(refused.group(1), ref.get("apiGroup", ""), resource, ref.get("namespace", "")))
         return found
 
     def requests(self, user: str, since: int, user_agent: str = "") -> list[dict]:
         """Every request of `user` (optionally only those whose User-Agent contains `user_agent`)."""
+        return [e for e in self._events(user, since) if user_agent in e.get("userAgent", "")]
+
+    def _events(self, user: str, since: int) -> list[dict]:
         time.sleep(FLUSH_SECONDS)
         with open(self.path, "rb") as log:
             log.seek(since)
             events = [json.loads(line) for line in log]
-        return [e for e in events if e.get("user", {}).get("username") == user and user_agent in e.get("userAgent", "")]
+        return [e for e in events if e.get("user", {}).get("username") == user]
