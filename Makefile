@@ -45,10 +45,13 @@ test-unit: venv
 
 # Long runs: the Kafka tests again, and the fault tests, on 3 brokers with a 3-node ZooKeeper
 # ensemble / 3 KRaft controllers; one mode at a time, so 2 cores are not shared by 12 JVMs.
+# Every part runs even when an earlier one fails; the recipe fails if any did.
 test-slow: setup
-	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=kraft $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS)
-	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=zookeeper $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS)
-	$(PYTEST) -m "slow and kube" $(PYTEST_FLAGS)
+	@failed=0; \
+	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=kraft $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS) || failed=1; \
+	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=zookeeper $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS) || failed=1; \
+	$(PYTEST) -m "slow and kube" $(PYTEST_FLAGS) || failed=1; \
+	exit $$failed
 
 bench: setup
 	$(BIN)/python bench/devstack_startup.py

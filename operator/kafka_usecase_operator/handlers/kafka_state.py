@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 import kopf
 
 from kafka_usecase_operator.api import GROUP, VERSION
+from kafka_usecase_operator.api.common import Reason
 from kafka_usecase_operator.kafka.connections import ClusterNotReady
 from kafka_usecase_operator.kafka.executor import describe_error, is_unreachable
 from kafka_usecase_operator.reconcile import acls, topics, users
@@ -33,7 +34,7 @@ async def settle(reconciler: Reconciler, body: kopf.Body, memo: kopf.Memo, index
     await write_status(ctx, obj, changed_fields(obj["status"], status))
     for reason, message in outcome.events:
         kopf.event(obj, type="Normal", reason=reason, message=message)
-    if not outcome.ready and _was_ready_or_new(obj["status"], outcome.reason):
+    if not outcome.ready and outcome.reason != Reason.RECONCILING and _was_ready_or_new(obj["status"], outcome.reason):
         kopf.warn(obj, reason=outcome.reason, message=outcome.message)
     if outcome.retry is not None:
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry)

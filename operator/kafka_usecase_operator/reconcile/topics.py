@@ -12,6 +12,8 @@ from kafka_usecase_operator.kafka.plan import AddPartitions, AlterTopicConfig, C
 from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, ready_reason
 from kafka_usecase_operator.world import ADOPT, World, owner_of, topic_name
 
+METADATA_RETRY_SECONDS = 1.0
+
 
 def config_value(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -46,14 +48,19 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
         await ctx.claim(obj)
         changes = [await _execute(kafka, action) for action in plan]
         if changes:
-            observed = await kafka.describe_topic(name) or observed
+            observed = await kafka.describe_topic(name)
     except Exception as error:  # per item: Kafka's refusal, or the cluster not there
         return failed(ctx, error, key, kafka)
     created = any(change.startswith("created") for change in changes)
+    if observed is None:
+        # CreateTopics answers once the controller has it; brokers learn it a moment later, and a
+        # producer told Ready before then would get UNKNOWN_TOPIC_OR_PARTITION.
+        return Outcome(False, Reason.RECONCILING, f"topic {name} created; waiting for the brokers' metadata to "
+                                                  f"show it", retry=METADATA_RETRY_SECONDS)
     reason = Reason.CREATED if created else (Reason.UPDATED if changes else
                                              ready_reason(obj.get("status")) or Reason.CREATED)
     message = f"topic {name}: {'; '.join(changes)}" if changes else f"topic {name} is as specified"
-    return Outcome(True, reason, message, fields=_fields(observed or desired), changes=changes)
+    return Outcome(True, reason, message, fields=_fields(observed), changes=changes)
 
 
 async def delete(ctx: Context, world: World, obj: dict, use_case: dict) -> str | None:
@@ -78,7 +85,13 @@ async def delete(ctx: Context, world: World, obj: dict, use_case: dict) -> str |
 async def _execute(kafka: KafkaExecutor, action) -> str:
     match action:
         case CreateTopic(topic=topic):
-            await kafka.create_topic(topic)
+            try:
+                await kafka.create_topic(topic)
+            except KafkaException as error:
+                # The controller has it but this broker's metadata did not yet: our own earlier
+                # create (it was claimed first), answered after we stopped waiting or were killed.
+                if error_code(error) != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
             return f"created with {topic.partitions} partitions"
         case AddPartitions(name=name, total=total):
             await kafka.add_partitions(name, total)
