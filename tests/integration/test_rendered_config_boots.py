@@ -81,6 +81,7 @@ def assert_secured(bootstrap: str, admin_password: str) -> None:
     topic, user, password = f"t-{uuid.uuid4().hex[:6]}", f"u-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
     probes.create_topic(admin, topic)
     probes.create_scram_user(admin, user, password)
+    eventually(lambda: probes.authenticates_everywhere(bootstrap, user, password), timeout=60)
     assert probes.produce_as(bootstrap, user, password, topic) == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
