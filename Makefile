@@ -14,12 +14,12 @@ setup: venv components
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml hack/pyproject.toml
+$(VENV)/.installed: pyproject.toml hack/pyproject.toml clients/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python >= 3.11"; exit 1; }
 	@echo "setup: creating $(VENV) and installing Python dependencies ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' -e ./hack
+	$(BIN)/pip install --quiet -e '.[test]' -e ./hack -e './clients/python[forwarder]'
 	@touch $@
 
 # Real components (Kafka jars, etcd, kube-apiserver, ...): fetched or built once into
@@ -60,7 +60,7 @@ bench-kafka: setup  # topics/users throughput vs batching off (~30 min: includes
 	$(BIN)/python bench/kafka_state.py
 
 lint: venv
-	$(BIN)/python -m pyflakes operator hack/devstack tests e2e bench
+	$(BIN)/python -m pyflakes operator hack/devstack tests e2e bench clients/python
 
 clean:
 	-$(BIN)/devstack down

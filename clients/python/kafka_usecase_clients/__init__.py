@@ -1,0 +1,1 @@
+"""Client libraries for applications whose Kafka runs on kafka-usecase-operator clusters."""

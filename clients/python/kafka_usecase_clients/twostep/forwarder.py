@@ -1,0 +1,505 @@
+"""The forwarder daemon: ships the events writers appended to a directory to Kafka, at least once.
+
+Each cycle reads a batch of records from the segments (oldest first), produces them with an
+idempotent producer (acks=all) to the cluster their topic is routed to, together with the
+"delivered" audit counts of the batch, waits for every delivery report, and only then persists each
+segment's position (write + rename). A closed segment that is fully delivered is deleted. A kill -9
+re-sends at most the last batch; the audit counts those duplicates. Brokers being down only makes
+the backlog on disk grow: the producer never gives up on a message (message.timeout.ms=0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from confluent_kafka import KafkaError, Producer
+
+from kafka_usecase_clients.twostep import audit
+from kafka_usecase_clients.twostep.segment import (CLOSED, FILE_HEADER, MAX_RECORD_BYTES, Corrupt, Record, decode,
+                                                   record_length, segments)
+from kafka_usecase_clients.twostep.writer import AUDIT_DIR, AUDIT_TOPIC, BUCKET_MS
+
+log = logging.getLogger("twostep.forwarder")
+ID_HEADER = "twostep.id"
+READ_BYTES = 1024 * 1024
+IDLE_CLOSE_SECONDS = 2.0  # an open segment this quiet is checked for a dead writer
+# Kafka refuses these records for good: set aside (quarantined) rather than retried forever.
+REFUSED_FOR_GOOD = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD,
+                    KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE}
+
+
+@dataclass
+class Cluster:
+    name: str
+    config: dict  # librdkafka settings: bootstrap.servers, security, SASL
+
+    def producer(self) -> Producer:
+        return Producer({"enable.idempotence": True, "acks": "all", "linger.ms": 5, "batch.size": 1_000_000,
+                         "message.timeout.ms": 0, "queue.buffering.max.messages": 1_000_000,
+                         "queue.buffering.max.kbytes": 1_048_576, "log_level": 3, **self.config})
+
+
+@dataclass
+class Routes:
+    """Topic -> cluster: the longest matching prefix wins, else the default cluster."""
+
+    default: Cluster
+    prefixes: list[tuple[str, Cluster]] = field(default_factory=list)
+    audit_cluster: Cluster | None = None  # where audit counts go; the default cluster when not set
+    audit_topic: str = audit.DEFAULT_TOPIC
+
+    def cluster(self, topic: str) -> Cluster:
+        best = max((p for p in self.prefixes if topic.startswith(p[0])), key=lambda p: len(p[0]), default=None)
+        return best[1] if best else self.default
+
+
+class Metrics:
+    """Prometheus text exposition, standard library only."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = Counter()  # topic -> events forwarded
+        self.bytes = 0
+        self.errors = Counter()  # kind -> count
+        self.corrupt = 0
+        self.backlog_bytes = self.backlog_files = 0
+        self.oldest_age = 0.0
+
+    def render(self) -> str:
+        with self.lock:
+            lines = ["# HELP twostep_events_forwarded_total Events delivered to Kafka.",
+                     "# TYPE twostep_events_forwarded_total counter"]
+            lines += [f'twostep_events_forwarded_total{{topic="{t}"}} {n}' for t, n in sorted(self.events.items())]
+            lines += ["# HELP twostep_bytes_forwarded_total Record bytes delivered to Kafka.",
+                      "# TYPE twostep_bytes_forwarded_total counter", f"twostep_bytes_forwarded_total {self.bytes}",
+                      "# HELP twostep_backlog_bytes Bytes on disk not yet delivered.",
+                      "# TYPE twostep_backlog_bytes gauge", f"twostep_backlog_bytes {self.backlog_bytes}",
+                      "# HELP twostep_backlog_files Segments not yet fully delivered.",
+                      "# TYPE twostep_backlog_files gauge", f"twostep_backlog_files {self.backlog_files}",
+                      "# HELP twostep_oldest_unforwarded_event_age_seconds Age of the oldest event not yet delivered.",
+                      "# TYPE twostep_oldest_unforwarded_event_age_seconds gauge",
+                      f"twostep_oldest_unforwarded_event_age_seconds {self.oldest_age:.3f}",
+                      "# HELP twostep_corrupt_records_total Corrupt records set aside in quarantine/.",
+                      "# TYPE twostep_corrupt_records_total counter", f"twostep_corrupt_records_total {self.corrupt}",
+                      "# HELP twostep_errors_total Delivery and I/O errors, by kind.",
+                      "# TYPE twostep_errors_total counter"]
+            lines += [f'twostep_errors_total{{kind="{k}"}} {n}' for k, n in sorted(self.errors.items())]
+        return "\n".join(lines) + "\n"
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+        metrics = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = metrics.render().encode() if self.path == "/metrics" else b"ok\n"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_):
+                pass
+
+        server = ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+class _Segment:
+    """A segment being forwarded: what was read and sent, and what Kafka has confirmed."""
+
+    def __init__(self, path: Path):
+        self.path, self.stem = path, path.stem
+        self.file = open(path, "rb")
+        self.position_file = path.with_suffix(".pos")
+        self.confirmed = _read_position(self.position_file)
+        self.sent = self.confirmed
+        self.last_growth = time.monotonic()
+        self.size = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.path.suffix == CLOSED
+
+    def refresh(self, path: Path) -> None:
+        self.path, self.position_file = path, path.with_suffix(".pos")
+        size = os.fstat(self.file.fileno()).st_size
+        if size != self.size:
+            self.size, self.last_growth = size, time.monotonic()
+
+    def persist(self) -> None:
+        temporary = self.position_file.with_suffix(".pos.tmp")
+        temporary.write_text(str(self.confirmed))
+        os.replace(temporary, self.position_file)
+
+    def writer_gone(self) -> bool:
+        """An open segment whose writer's lock is free: the writer died without closing it."""
+        try:
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(self.file.fileno(), fcntl.LOCK_UN)
+        return True
+
+
+class Forwarder:
+    def __init__(self, directory: str | os.PathLike, routes: Routes, *, batch_events: int = 20_000,
+                 poll_interval: float = 0.02, shutdown_seconds: float = 10.0, record_delays: bool = False):
+        self.directory = Path(directory)
+        self.quarantine = self.directory / "quarantine"
+        self.routes, self.batch_events, self.poll_interval = routes, batch_events, poll_interval
+        self.shutdown_seconds = shutdown_seconds
+        self.metrics = Metrics()
+        self.delays_ms: list[float] | None = [] if record_delays else None  # benchmarks: every event's delay
+        self.source = f"forwarder-{os.uname().nodename}-{os.getpid()}"
+        self._producers: dict[str, Producer] = {}
+        self._route_cache: dict[str, Producer] = {}
+        self._segments: dict[str, _Segment] = {}
+        self._errors: list[tuple[KafkaError, str, bytes | None]] = []
+        self._last_scan = self._last_delays = 0.0
+        self._delays: dict[tuple[str, int], audit.DelayHistogram] = {}
+        self.stop = threading.Event()
+
+    # --- the loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Forward until `stop` is set; positions are persisted only for delivered batches."""
+        last_metrics = 0.0
+        while not self.stop.is_set():
+            moved = self.cycle()
+            if time.monotonic() - last_metrics > 1.0:
+                self._update_backlog()
+                last_metrics = time.monotonic()
+            if not moved:
+                self.stop.wait(self.poll_interval)
+
+    def cycle(self) -> int:
+        """One batch: read, produce, wait for delivery, persist, delete what is done. Returns how
+        many records moved (forwarded or quarantined)."""
+        self._scan(force=False)
+        self._emit_delays()
+        batch: list[tuple[_Segment, list[Record], int]] = []  # (segment, records, position after them)
+        room = self.batch_events
+        for segment in list(self._segments.values()):
+            if room <= 0:
+                break
+            records, after = self._read(segment, room)
+            if records or after != segment.sent:
+                batch.append((segment, records, after))
+                room -= len(records)
+        if not batch:
+            self._delete_finished()
+            return 0
+        delivered = self._produce(batch)
+        if not self._flush():
+            return 0  # stopped before Kafka confirmed all: the next run re-sends the batch
+        if self._errors and not self._settle_errors(batch):
+            for segment, _, _ in batch:
+                segment.sent = segment.confirmed  # retried from where Kafka last confirmed
+            self.stop.wait(1.0)
+            return 0
+        acked = time.time() * 1000
+        for segment, _, after in batch:
+            segment.sent = segment.confirmed = after
+            segment.persist()
+        self._account(batch, delivered, acked)
+        self._delete_finished()
+        return sum(len(records) for _, records, _ in batch) or 1
+
+    def _read(self, segment: _Segment, limit: int) -> tuple[list[Record], int]:
+        """Up to `limit` complete records after what was sent, and the position after them; bytes
+        that can never become a record are quarantined and skipped."""
+        start = max(segment.sent, len(FILE_HEADER))
+        available = segment.size - start
+        if available <= 0:
+            return [], segment.sent
+        data = os.pread(segment.file.fileno(), min(READ_BYTES, available), start)
+        needed = record_length(data)
+        if needed is not None and len(data) < min(needed, MAX_RECORD_BYTES + 64, available):
+            data = os.pread(segment.file.fileno(), min(needed, available), start)  # one record > READ_BYTES
+        whole = len(data) == available
+        try:
+            records, after = decode(data, 0, base=start, limit=limit)
+        except Corrupt as corrupt:
+            records, after = corrupt.records, corrupt.offset
+            if corrupt.resume is not None or segment.closed:  # these bytes will never become a record
+                end = corrupt.resume if corrupt.resume is not None else start + len(data)
+                self._quarantine(segment, corrupt.offset, end, corrupt.why)
+                return records, end
+            return records, after  # at the tail of an open segment: wait for the writer
+        if not records and whole and segment.closed and after < segment.size:
+            self._quarantine(segment, after, segment.size, "a truncated record ends a closed segment (its writer "
+                                                            "died mid-write)")
+            return [], segment.size
+        return records, after
+
+    def _produce(self, batch) -> Counter:
+        """Produce every record of the batch and the batch's "delivered" audit counts."""
+        delivered: Counter[tuple[str, int]] = Counter()
+        self._errors.clear()
+        on_delivery = self._on_delivery
+        for segment, records, _ in batch:
+            writer = segment.stem.rsplit("-", 1)[0].encode()
+            in_audit_dir = segment.path.parent.name == AUDIT_DIR
+            for record in records:
+                if in_audit_dir:
+                    self._produce_written_count(record, segment)
+                    continue
+                headers = record.headers + [(ID_HEADER, writer + b":" + str(record.sequence).encode())]
+                producer = self._route_cache.get(record.topic) or self._route(record.topic)
+                while True:
+                    try:
+                        producer.produce(record.topic, record.value, record.key, headers=headers,
+                                         timestamp=record.timestamp_ms, on_delivery=on_delivery)
+                        break
+                    except BufferError:  # the producer's queue is full: let it drain
+                        producer.poll(0.05)
+                delivered[(record.topic, record.timestamp_ms - record.timestamp_ms % BUCKET_MS)] += 1
+        audit_producer = self._audit_producer()
+        for (topic, bucket), count in delivered.items():
+            audit_producer.produce(self.routes.audit_topic, audit.delivered(self.source, topic, bucket // 1000, count),
+                                   key=topic.encode(), on_delivery=on_delivery)
+        return delivered
+
+    def _produce_written_count(self, record: Record, segment: _Segment) -> None:
+        if record.topic != AUDIT_TOPIC:
+            return
+        count = json.loads(record.value)
+        writer = segment.stem.rsplit("-", 1)[0]
+        self._audit_producer().produce(self.routes.audit_topic, audit.written(writer, count["topic"], count["bucket"],
+                                                                              count["count"]),
+                                       key=count["topic"].encode(), on_delivery=self._on_delivery)
+
+    def _on_delivery(self, error: KafkaError | None, message) -> None:
+        if error is not None:
+            self._errors.append((error, message.topic(), message.value()))
+
+    def _flush(self) -> bool:
+        """Wait until every produced message is acknowledged (however long brokers are away); once
+        asked to stop, at most `shutdown_seconds` more. False if not all were acknowledged."""
+        deadline = None
+        for producer in self._producers.values():
+            while producer.flush(0.2) > 0:
+                if self.stop.is_set():
+                    deadline = deadline or time.monotonic() + self.shutdown_seconds
+                    if time.monotonic() > deadline:
+                        return False
+        return True
+
+    def _settle_errors(self, batch) -> bool:
+        """Quarantine records Kafka refuses for good; True when nothing is left to retry."""
+        retry = False
+        for error, topic, value in self._errors:
+            if error.code() in REFUSED_FOR_GOOD:
+                self.metrics.errors[error.name()] += 1
+                for segment, records, _ in batch:
+                    for record in records:
+                        if record.topic == topic and record.value == value:
+                            self._quarantine(segment, record.offset, record.end, f"refused by Kafka: {error.str()}")
+            else:
+                retry = True
+                self.metrics.errors[error.name()] += 1
+                log.warning("delivery to %s failed, the batch is retried: %s", topic, error.str())
+        self._errors.clear()
+        return not retry
+
+    def _account(self, batch, delivered: Counter, acked_ms: float) -> None:
+        with self.metrics.lock:
+            for (topic, _), count in delivered.items():
+                self.metrics.events[topic] += count
+            for _, records, _ in batch:
+                self.metrics.bytes += sum(r.end - r.offset for r in records)
+        for segment, records, _ in batch:
+            if segment.path.parent.name == AUDIT_DIR:
+                continue
+            for r in records:
+                bucket = r.timestamp_ms - r.timestamp_ms % BUCKET_MS
+                histogram = self._delays.get((r.topic, bucket)) or self._delays.setdefault(
+                    (r.topic, bucket), audit.DelayHistogram())
+                histogram.add(acked_ms - r.timestamp_ms)
+            if self.delays_ms is not None:
+                self.delays_ms.extend(acked_ms - r.timestamp_ms for r in records)
+
+    def _emit_delays(self) -> None:
+        """The delay histograms since the last call, to the audit topic (at most once a second)."""
+        if not self._delays or time.monotonic() - self._last_delays < 1.0:
+            return
+        producer = self._audit_producer()
+        for (topic, bucket), histogram in self._delays.items():
+            producer.produce(self.routes.audit_topic, audit.delays(self.source, topic, bucket // 1000,
+                                                                   histogram.counts), key=topic.encode())
+        producer.poll(0)
+        self._delays.clear()
+        self._last_delays = time.monotonic()
+
+    # --- segments -------------------------------------------------------------------------------
+    def _scan(self, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_scan < 0.2 and self._segments:
+            for segment in self._segments.values():
+                segment.refresh(segment.path)
+            return
+        self._last_scan = now
+        found = segments(self.directory) + (segments(self.directory / AUDIT_DIR)
+                                            if (self.directory / AUDIT_DIR).exists() else [])
+        seen = set()
+        for path in found:
+            key = str(path.with_suffix(""))
+            seen.add(key)
+            segment = self._segments.get(key)
+            if segment is None:
+                try:
+                    segment = self._segments[key] = _Segment(path)
+                except FileNotFoundError:
+                    continue  # renamed from .open to .seg meanwhile: next scan
+            segment.refresh(path)
+            if not segment.closed and now - segment.last_growth > IDLE_CLOSE_SECONDS and segment.writer_gone():
+                closed = path.with_suffix(CLOSED)
+                os.rename(path, closed)
+                log.warning("segment %s: its writer is gone; closed it", path.name)
+                segment.refresh(closed)
+        for key in set(self._segments) - seen:
+            self._segments.pop(key).file.close()
+
+    def _delete_finished(self) -> None:
+        for key, segment in list(self._segments.items()):
+            if segment.closed and segment.confirmed >= segment.size and segment.size == os.fstat(
+                    segment.file.fileno()).st_size:
+                segment.file.close()
+                segment.path.unlink(missing_ok=True)
+                segment.position_file.unlink(missing_ok=True)
+                del self._segments[key]
+
+    def _quarantine(self, segment: _Segment, start: int, end: int, why: str) -> None:
+        self.quarantine.mkdir(exist_ok=True)
+        target = self.quarantine / f"{segment.stem}.{start}.bad"
+        target.write_bytes(os.pread(segment.file.fileno(), end - start, start))
+        with self.metrics.lock:
+            self.metrics.corrupt += 1
+        log.error("segment %s: bytes %d-%d set aside in %s: %s", segment.path.name, start, end, target, why)
+
+    def _update_backlog(self) -> None:
+        backlog = [(s, s.size - max(s.confirmed, len(FILE_HEADER))) for s in self._segments.values()]
+        backlog = [(s, n) for s, n in backlog if n > 0]
+        oldest = None
+        for segment, _ in backlog:
+            head = os.pread(segment.file.fileno(), 65536, max(segment.confirmed, len(FILE_HEADER)))
+            try:
+                records, _ = decode(head, 0)
+            except Corrupt as corrupt:
+                records = corrupt.records
+            if records:
+                oldest = min(oldest or records[0].timestamp_ms, records[0].timestamp_ms)
+        with self.metrics.lock:
+            self.metrics.backlog_bytes = sum(n for _, n in backlog)
+            self.metrics.backlog_files = len(backlog)
+            self.metrics.oldest_age = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
+
+    # --- producers ------------------------------------------------------------------------------
+    def _route(self, topic: str) -> Producer:
+        producer = self._route_cache[topic] = self._producer(self.routes.cluster(topic))
+        return producer
+
+    def _producer(self, cluster: Cluster) -> Producer:
+        if cluster.name not in self._producers:
+            self._producers[cluster.name] = cluster.producer()
+        return self._producers[cluster.name]
+
+    def _audit_producer(self) -> Producer:
+        return self._producer(self.routes.audit_cluster or self.routes.default)
+
+
+def _read_position(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+# --- command line -------------------------------------------------------------------------------
+def cluster_config(bootstrap: str, username: str | None, password_file: str | None,
+                   security_protocol: str | None = None, mechanism: str = "SCRAM-SHA-512") -> dict:
+    config = {"bootstrap.servers": bootstrap}
+    if username:
+        if not password_file:
+            raise SystemExit("twostep: a SASL username needs a password file (--sasl-password-file)")
+        config |= {"security.protocol": security_protocol or "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+                   "sasl.username": username, "sasl.password": Path(password_file).read_text().strip()}
+    elif security_protocol:
+        config["security.protocol"] = security_protocol
+    return config
+
+
+def routes_from(args) -> Routes:
+    """Routes from the command line, or from a TOML file:
+
+        [clusters.default]   bootstrap_servers, sasl_username, sasl_password_file, security_protocol
+        [clusters.payments]  ...
+        [[routes]]           topic_prefix = "payments.", cluster = "payments"
+        [audit]              cluster = "audit", topic = "twostep-audit"
+    """
+    if args.config:
+        data = tomllib.loads(Path(args.config).read_text())
+        clusters = {name: Cluster(name, cluster_config(c["bootstrap_servers"], c.get("sasl_username"),
+                                                       c.get("sasl_password_file"), c.get("security_protocol")))
+                    for name, c in data.get("clusters", {}).items()}
+        if "default" not in clusters:
+            raise SystemExit(f"{args.config}: [clusters.default] is required")
+        try:
+            prefixes = [(r["topic_prefix"], clusters[r["cluster"]]) for r in data.get("routes", [])]
+            audit_cluster = clusters[data["audit"]["cluster"]] if data.get("audit", {}).get("cluster") else None
+        except KeyError as missing:
+            raise SystemExit(f"{args.config}: no cluster {missing} under [clusters]") from None
+        return Routes(clusters["default"], prefixes, audit_cluster, data.get("audit", {}).get("topic", args.audit_topic))
+    if not args.bootstrap_servers:
+        raise SystemExit("twostep-forwarder: give --bootstrap-servers or --config")
+    default = Cluster("default", cluster_config(args.bootstrap_servers, args.sasl_username, args.sasl_password_file,
+                                                args.security_protocol))
+    audit_cluster = None
+    if args.audit_bootstrap_servers:
+        audit_cluster = Cluster("audit", cluster_config(args.audit_bootstrap_servers, args.audit_sasl_username,
+                                                        args.audit_sasl_password_file, args.security_protocol))
+    return Routes(default, [], audit_cluster, args.audit_topic)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="twostep-forwarder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", required=True, help="the directory the writers append to")
+    parser.add_argument("--config", help="a TOML file with clusters, routes and the audit cluster")
+    parser.add_argument("--bootstrap-servers")
+    parser.add_argument("--sasl-username")
+    parser.add_argument("--sasl-password-file")
+    parser.add_argument("--security-protocol", help="default: SASL_PLAINTEXT with a username, else PLAINTEXT")
+    parser.add_argument("--audit-bootstrap-servers", help="the audit cluster (default: the events' cluster)")
+    parser.add_argument("--audit-sasl-username")
+    parser.add_argument("--audit-sasl-password-file")
+    parser.add_argument("--audit-topic", default=audit.DEFAULT_TOPIC)
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here (0: off)")
+    parser.add_argument("--batch-events", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    forwarder = Forwarder(args.dir, routes_from(args), batch_events=args.batch_events)
+    if args.metrics_port:
+        forwarder.metrics.serve(args.metrics_port)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: forwarder.stop.set())
+    log.info("forwarding %s", args.dir)
+    forwarder.run()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
