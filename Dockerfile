@@ -1,4 +1,5 @@
 # The operator's image: `docker build -t kafka-usecase-operator .` (e2e/kind.sh builds it for kind).
+# It also holds the 2-step logging forwarder (`twostep-forwarder`), which the chart can run as a DaemonSet.
 # Two stages: wheels are built with pip's toolchain, the runtime stage gets only the wheels.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -6,13 +7,14 @@ FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+COPY clients/python/ clients/python/
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . './clients/python[forwarder]'
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN groupadd --gid 10001 operator && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin operator
 COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links /wheels kafka-usecase-operator && rm -rf /wheels
+RUN pip install --no-index --find-links /wheels kafka-usecase-operator 'kafka-usecase-clients[forwarder]' && rm -rf /wheels
 # Numeric, so Kubernetes can check runAsNonRoot without resolving a name.
 USER 10001:10001
 EXPOSE 8080 8081

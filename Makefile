@@ -8,7 +8,7 @@ CHART := charts/kafka-usecase-operator
 # Slowest tests are printed at the end of every run.
 PYTEST_FLAGS ?= --durations=15
 
-.PHONY: setup venv components crds demo test test-unit test-slow bench bench-kafka lint clean
+.PHONY: setup venv components crds demo test test-unit test-slow bench bench-kafka bench-twostep lint clean
 
 setup: venv components
 
@@ -58,6 +58,9 @@ bench: setup
 
 bench-kafka: setup  # topics/users throughput vs batching off (~30 min: includes 10,000 topics)
 	$(BIN)/python bench/kafka_state.py
+
+bench-twostep: setup  # 2-step logging: forwarder vs raw producer, send->ack latency, writer cost (~3 min)
+	$(BIN)/python bench/twostep.py
 
 lint: venv
 	$(BIN)/python -m pyflakes operator hack/devstack tests e2e bench clients/python

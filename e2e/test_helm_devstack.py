@@ -156,6 +156,21 @@ def test_rendered_chart_passes_server_side_dry_run_in_both_rbac_modes(flow):
         assert (f"clusterrole.rbac.authorization.k8s.io/{FULLNAME}" in names) != bool(extra)
 
 
+def test_the_forwarder_daemonset_renders_for_the_server_and_needs_a_user_secret(flow):
+    values = {"forwarder.enabled": True, "forwarder.userSecret": "twostep-forwarder",
+              "forwarder.audit.userSecret": "twostep-audit"}
+    rendered = helm(flow.kube, "template", RELEASE, str(CHART), "-n", OPERATOR_NAMESPACE, *values_args(values))
+    out = flow.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
+    assert f"daemonset.apps/{FULLNAME}-forwarder created (server dry run)" in out
+    daemonset = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "DaemonSet")
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["hostPath"] == {"path": "/var/lib/twostep", "type": "DirectoryOrCreate"}
+    assert "--audit-sasl-password-file=/var/run/twostep/audit/password" in pod["containers"][0]["args"]
+    missing = subprocess.run([kube.binary("helm"), "template", RELEASE, str(CHART), "--set", "forwarder.enabled=true"],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "forwarder.userSecret is required" in missing.stderr
+
+
 def test_chart_lints_clean_in_both_rbac_modes(flow):
     for extra in ({}, {"watchNamespaces": ["a", "b"]}):
         out = helm(flow.kube, "lint", str(CHART), "--strict", *values_args(extra))
