@@ -46,10 +46,14 @@ class Cluster:
     name: str
     config: dict  # librdkafka settings: bootstrap.servers, security, SASL
 
-    def producer(self) -> Producer:
+    def producer(self, on_error=None) -> Producer:
+        # Never give up on a message (the disk is the buffer); report only failures to Python: a
+        # callback per delivered message would cost more than the produce call itself.
         return Producer({"enable.idempotence": True, "acks": "all", "linger.ms": 5, "batch.size": 1_000_000,
                          "message.timeout.ms": 0, "queue.buffering.max.messages": 1_000_000,
-                         "queue.buffering.max.kbytes": 1_048_576, "log_level": 3, **self.config})
+                         "queue.buffering.max.kbytes": 1_048_576, "log_level": 3,
+                         **({"delivery.report.only.error": True, "on_delivery": on_error} if on_error else {}),
+                         **self.config})
 
 
 @dataclass
@@ -169,21 +173,24 @@ class Forwarder:
         self._route_cache: dict[str, Producer] = {}
         self._segments: dict[str, _Segment] = {}
         self._errors: list[tuple[KafkaError, str, bytes | None]] = []
-        self._last_scan = self._last_delays = 0.0
+        self._last_scan = self._last_delays = self._last_metrics = 0.0
         self._delays: dict[tuple[str, int], audit.DelayHistogram] = {}
         self.stop = threading.Event()
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
         """Forward until `stop` is set; positions are persisted only for delivered batches."""
-        last_metrics = 0.0
         while not self.stop.is_set():
-            moved = self.cycle()
-            if time.monotonic() - last_metrics > 1.0:
-                self._update_backlog()
-                last_metrics = time.monotonic()
-            if not moved:
+            if not self.cycle():
                 self.stop.wait(self.poll_interval)
+            self._refresh_metrics()
+
+    def _refresh_metrics(self) -> None:
+        """The backlog gauges, at most once a second (also while a batch waits for brokers)."""
+        if time.monotonic() - self._last_metrics >= 1.0:
+            self._scan(force=False)
+            self._update_backlog()
+            self._last_metrics = time.monotonic()
 
     def cycle(self) -> int:
         """One batch: read, produce, wait for delivery, persist, delete what is done. Returns how
@@ -245,32 +252,32 @@ class Forwarder:
             return [], segment.size
         return records, after
 
-    def _produce(self, batch) -> Counter:
+    def _produce(self, batch) -> dict:
         """Produce every record of the batch and the batch's "delivered" audit counts."""
-        delivered: Counter[tuple[str, int]] = Counter()
+        delivered: dict[tuple[str, int], int] = {}
         self._errors.clear()
-        on_delivery = self._on_delivery
+        routes = self._route_cache
         for segment, records, _ in batch:
-            writer = segment.stem.rsplit("-", 1)[0].encode()
-            in_audit_dir = segment.path.parent.name == AUDIT_DIR
-            for record in records:
-                if in_audit_dir:
+            if segment.path.parent.name == AUDIT_DIR:
+                for record in records:
                     self._produce_written_count(record, segment)
-                    continue
-                headers = record.headers + [(ID_HEADER, writer + b":" + str(record.sequence).encode())]
-                producer = self._route_cache.get(record.topic) or self._route(record.topic)
-                while True:
-                    try:
-                        producer.produce(record.topic, record.value, record.key, headers=headers,
-                                         timestamp=record.timestamp_ms, on_delivery=on_delivery)
-                        break
-                    except BufferError:  # the producer's queue is full: let it drain
-                        producer.poll(0.05)
-                delivered[(record.topic, record.timestamp_ms - record.timestamp_ms % BUCKET_MS)] += 1
+                continue
+            writer = segment.stem.rsplit("-", 1)[0].encode()
+            for _, _, timestamp_ms, sequence, topic, key, headers, value in records:
+                producer = routes.get(topic) or self._route(topic)
+                headers = [*headers, (ID_HEADER, b"%s:%d" % (writer, sequence))]
+                try:
+                    producer.produce(topic, value, key, headers=headers, timestamp=timestamp_ms)
+                except BufferError:  # the producer's queue is full: let it drain, then once more
+                    while producer.flush(0.05) and len(producer) > 100_000:
+                        pass
+                    producer.produce(topic, value, key, headers=headers, timestamp=timestamp_ms)
+                bucket = (topic, timestamp_ms - timestamp_ms % BUCKET_MS)
+                delivered[bucket] = delivered.get(bucket, 0) + 1
         audit_producer = self._audit_producer()
         for (topic, bucket), count in delivered.items():
             audit_producer.produce(self.routes.audit_topic, audit.delivered(self.source, topic, bucket // 1000, count),
-                                   key=topic.encode(), on_delivery=on_delivery)
+                                   key=topic.encode())
         return delivered
 
     def _produce_written_count(self, record: Record, segment: _Segment) -> None:
@@ -280,11 +287,11 @@ class Forwarder:
         writer = segment.stem.rsplit("-", 1)[0]
         self._audit_producer().produce(self.routes.audit_topic, audit.written(writer, count["topic"], count["bucket"],
                                                                               count["count"]),
-                                       key=count["topic"].encode(), on_delivery=self._on_delivery)
+                                       key=count["topic"].encode())
 
-    def _on_delivery(self, error: KafkaError | None, message) -> None:
-        if error is not None:
-            self._errors.append((error, message.topic(), message.value()))
+    def _on_delivery(self, error: KafkaError, message) -> None:
+        """Called for failed messages only (delivery.report.only.error)."""
+        self._errors.append((error, message.topic(), message.value()))
 
     def _flush(self) -> bool:
         """Wait until every produced message is acknowledged (however long brokers are away); once
@@ -292,6 +299,7 @@ class Forwarder:
         deadline = None
         for producer in self._producers.values():
             while producer.flush(0.2) > 0:
+                self._refresh_metrics()
                 if self.stop.is_set():
                     deadline = deadline or time.monotonic() + self.shutdown_seconds
                     if time.monotonic() > deadline:
@@ -315,22 +323,23 @@ class Forwarder:
         self._errors.clear()
         return not retry
 
-    def _account(self, batch, delivered: Counter, acked_ms: float) -> None:
+    def _account(self, batch, delivered: dict, acked_ms: float) -> None:
         with self.metrics.lock:
             for (topic, _), count in delivered.items():
                 self.metrics.events[topic] += count
             for _, records, _ in batch:
-                self.metrics.bytes += sum(r.end - r.offset for r in records)
+                if records:
+                    self.metrics.bytes += records[-1].end - records[0].offset
         for segment, records, _ in batch:
-            if segment.path.parent.name == AUDIT_DIR:
+            if segment.path.parent.name == AUDIT_DIR or not records:
                 continue
-            for r in records:
-                bucket = r.timestamp_ms - r.timestamp_ms % BUCKET_MS
-                histogram = self._delays.get((r.topic, bucket)) or self._delays.setdefault(
-                    (r.topic, bucket), audit.DelayHistogram())
-                histogram.add(acked_ms - r.timestamp_ms)
+            delays = [(topic, timestamp_ms, acked_ms - timestamp_ms) for _, _, timestamp_ms, _, topic, *_ in records]
+            for topic, timestamp_ms, delay in delays:
+                key = (topic, timestamp_ms - timestamp_ms % BUCKET_MS)
+                histogram = self._delays.get(key) or self._delays.setdefault(key, audit.DelayHistogram())
+                histogram.add(delay)
             if self.delays_ms is not None:
-                self.delays_ms.extend(acked_ms - r.timestamp_ms for r in records)
+                self.delays_ms.extend(d for _, _, d in delays)
 
     def _emit_delays(self) -> None:
         """The delay histograms since the last call, to the audit topic (at most once a second)."""
@@ -375,7 +384,7 @@ class Forwarder:
 
     def _delete_finished(self) -> None:
         for key, segment in list(self._segments.items()):
-            if segment.closed and segment.confirmed >= segment.size and segment.size == os.fstat(
+            if segment.closed and max(segment.confirmed, len(FILE_HEADER)) >= segment.size and segment.size == os.fstat(
                     segment.file.fileno()).st_size:
                 segment.file.close()
                 segment.path.unlink(missing_ok=True)
@@ -414,7 +423,7 @@ class Forwarder:
 
     def _producer(self, cluster: Cluster) -> Producer:
         if cluster.name not in self._producers:
-            self._producers[cluster.name] = cluster.producer()
+            self._producers[cluster.name] = cluster.producer(on_error=self._on_delivery)
         return self._producers[cluster.name]
 
     def _audit_producer(self) -> Producer:

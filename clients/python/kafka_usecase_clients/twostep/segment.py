@@ -21,22 +21,22 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 FILE_HEADER = b"2STEP\x00\x00\x01"
 SYNC = b"\xd2\x57"
 FRAME = struct.Struct(">2sII")  # sync, body length, CRC-32 of the body
 BODY = struct.Struct(">QQHHi")  # timestamp_ms, sequence, topic length, header count, key length
 HEADER = struct.Struct(">HI")
+HEAD = struct.Struct(">2sIIQQHHi")  # FRAME then BODY, read at once
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 OPEN, CLOSED = ".open", ".seg"
 
 Headers = list[tuple[str, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     offset: int  # where the record starts in its segment
     end: int  # where the next one starts
     timestamp_ms: int
@@ -71,47 +71,54 @@ def encode(timestamp_ms: int, sequence: int, topic: str, value: bytes, key: byte
     return FRAME.pack(SYNC, len(body), zlib.crc32(body)) + body
 
 
-def decode(buffer: bytes | memoryview, start: int = 0, base: int = 0,
-           limit: int | None = None) -> tuple[list[Record], int]:
+def decode(buffer: bytes, start: int = 0, base: int = 0, limit: int | None = None) -> tuple[list[Record], int]:
     """Up to `limit` complete records in buffer[start:], and where the next one starts. Offsets are
     `base` + the position in the buffer. Raises Corrupt on a record that is complete but invalid
     (the records before it are in the exception's `records`)."""
     records: list[Record] = []
     position, size = start, len(buffer)
-    unpack_frame, unpack_body = FRAME.unpack_from, BODY.unpack_from
-    while position + FRAME.size <= size and (limit is None or len(records) < limit):
-        sync, length, crc = unpack_frame(buffer, position)
+    view = memoryview(buffer)
+    unpack_head, head_size, crc32 = HEAD.unpack_from, HEAD.size, zlib.crc32
+    topics: dict[bytes, str] = {}
+    stop = size - head_size
+    remaining = limit if limit is not None else -1
+    while position <= stop and remaining != 0:
+        sync, length, crc, timestamp_ms, sequence, topic_length, header_count, key_length = \
+            unpack_head(buffer, position)
         body_start = position + FRAME.size
+        end = body_start + length
         if sync != SYNC or length < BODY.size or length > MAX_RECORD_BYTES:
             raise _corrupt(buffer, position, base, records, "bad frame (sync or length)")
-        end = body_start + length
         if end > size:
             break  # not all written (yet)
-        if zlib.crc32(buffer[body_start:end]) != crc:
+        if crc32(view[body_start:end]) != crc:
             raise _corrupt(buffer, position, base, records, "CRC mismatch")
+        cursor = position + head_size
+        raw_topic = buffer[cursor:cursor + topic_length]
+        topic = topics.get(raw_topic)
         try:
-            timestamp_ms, sequence, topic_length, header_count, key_length = unpack_body(buffer, body_start)
-            cursor = body_start + BODY.size
-            topic = bytes(buffer[cursor:cursor + topic_length]).decode()
+            if topic is None:
+                topic = topics[raw_topic] = raw_topic.decode()
             cursor += topic_length
             key = None
             if key_length >= 0:
-                key, cursor = bytes(buffer[cursor:cursor + key_length]), cursor + key_length
+                key, cursor = buffer[cursor:cursor + key_length], cursor + key_length
             headers = []
             for _ in range(header_count):
                 name_length, value_length = HEADER.unpack_from(buffer, cursor)
                 cursor += HEADER.size
-                name = bytes(buffer[cursor:cursor + name_length]).decode()
+                name = buffer[cursor:cursor + name_length].decode()
                 cursor += name_length
-                headers.append((name, bytes(buffer[cursor:cursor + value_length])))
+                headers.append((name, buffer[cursor:cursor + value_length]))
                 cursor += value_length
             if cursor > end:
                 raise ValueError("fields run past the record")
         except (ValueError, struct.error) as error:  # a valid CRC over a malformed body: a writer bug
             raise _corrupt(buffer, position, base, records, f"malformed body ({error})") from None
         records.append(Record(base + position, base + end, timestamp_ms, sequence, topic, key, headers,
-                              bytes(buffer[cursor:end])))
+                              buffer[cursor:end]))
         position = end
+        remaining -= 1
     return records, base + position
 
 
