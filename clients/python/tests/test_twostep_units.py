@@ -12,7 +12,7 @@ import pytest
 from kafka_usecase_clients.twostep import DiskBudgetExceeded, EventLog
 from kafka_usecase_clients.twostep.audit import DelayHistogram, SeenSequences, aggregate, render
 from kafka_usecase_clients.twostep.forwarder import Cluster, Routes
-from kafka_usecase_clients.twostep.segment import FILE_HEADER, Corrupt, decode, encode
+from kafka_usecase_clients.twostep.segment import FILE_HEADER, Corrupt, decode, encode, next_valid
 from kafka_usecase_clients.twostep.writer import AUDIT_DIR, AUDIT_TOPIC
 
 
@@ -52,6 +52,16 @@ def test_a_partly_written_record_waits_and_a_corrupt_one_names_where_to_resume()
     assert [r.sequence for r in caught.value.records] == [0]
     assert (caught.value.offset, caught.value.resume) == (len(good[0]), len(good[0]) + len(good[1]))
     assert "CRC" in caught.value.why
+
+
+@pytest.mark.unit
+def test_a_damaged_length_stops_decoding_and_the_next_good_record_is_found():
+    good = [encode(1, i, "t", f"event {i}".encode()) for i in range(3)]
+    damaged = bytearray(b"".join(good))
+    damaged[len(good[0]) + 2] = 0x7F  # the second record's length now points far past the end
+    records, end = decode(bytes(damaged))
+    assert [r.sequence for r in records] == [0] and end == len(good[0])
+    assert next_valid(bytes(damaged), end) == len(good[0]) + len(good[1])
 
 
 @pytest.mark.unit

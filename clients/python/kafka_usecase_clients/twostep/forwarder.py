@@ -29,7 +29,7 @@ from confluent_kafka import KafkaError, Producer
 
 from kafka_usecase_clients.twostep import audit
 from kafka_usecase_clients.twostep.segment import (CLOSED, FILE_HEADER, MAX_RECORD_BYTES, Corrupt, Record, decode,
-                                                   record_length, segments)
+                                                   next_valid, record_length, segments)
 from kafka_usecase_clients.twostep.writer import AUDIT_DIR, AUDIT_TOPIC, BUCKET_MS
 
 log = logging.getLogger("twostep.forwarder")
@@ -247,9 +247,13 @@ class Forwarder:
                 return records, end
             return records, after  # at the tail of an open segment: wait for the writer
         if not records and whole and segment.closed and after < segment.size:
-            self._quarantine(segment, after, segment.size, "a truncated record ends a closed segment (its writer "
-                                                            "died mid-write)")
-            return [], segment.size
+            # A closed segment ends here in something that is no whole record: a writer that died
+            # mid-write, or a damaged length; records after it (if any) are still delivered.
+            resume = next_valid(data, after - start)
+            end = segment.size if resume is None else start + resume
+            self._quarantine(segment, after, end, "no whole record (a damaged length, or a writer that died "
+                                                  "mid-write)")
+            return [], end
         return records, after
 
     def _produce(self, batch) -> dict:

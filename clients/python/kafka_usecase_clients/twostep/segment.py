@@ -129,20 +129,23 @@ def record_length(buffer: bytes, start: int = 0) -> int | None:
     return FRAME.size + FRAME.unpack_from(buffer, start)[1]
 
 
-def _corrupt(buffer, position: int, base: int, records: list[Record], why: str) -> Corrupt:
-    """The corruption at `position`, with where the next record that checks out starts."""
-    resume, data = None, bytes(buffer)
-    candidate = data.find(SYNC, position + 1)
+def next_valid(buffer: bytes, after: int) -> int | None:
+    """Where the first record that checks out (sync, length, CRC) starts after `after`, if any."""
+    candidate = buffer.find(SYNC, after + 1)
     while candidate != -1:
         if candidate + FRAME.size <= len(buffer):
             _, length, crc = FRAME.unpack_from(buffer, candidate)
             end = candidate + FRAME.size + length
             if BODY.size <= length <= MAX_RECORD_BYTES and end <= len(buffer) and \
-                    zlib.crc32(buffer[candidate + FRAME.size:end]) == crc:
-                resume = base + candidate
-                break
-        candidate = data.find(SYNC, candidate + 1)
-    error = Corrupt(base + position, resume, why)
+                    zlib.crc32(memoryview(buffer)[candidate + FRAME.size:end]) == crc:
+                return candidate
+        candidate = buffer.find(SYNC, candidate + 1)
+    return None
+
+
+def _corrupt(buffer: bytes, position: int, base: int, records: list[Record], why: str) -> Corrupt:
+    resume = next_valid(buffer, position)
+    error = Corrupt(base + position, None if resume is None else base + resume, why)
     error.records = records
     return error
 
