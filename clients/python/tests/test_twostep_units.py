@@ -58,7 +58,7 @@ def test_a_partly_written_record_waits_and_a_corrupt_one_names_where_to_resume()
 def test_a_damaged_length_stops_decoding_and_the_next_good_record_is_found():
     good = [encode(1, i, "t", f"event {i}".encode()) for i in range(3)]
     damaged = bytearray(b"".join(good))
-    damaged[len(good[0]) + 2] = 0x7F  # the second record's length now points far past the end
+    damaged[len(good[0]) + 4] = 0x7F  # the second record's length now points past the end (< 16 MiB)
     records, end = decode(bytes(damaged))
     assert [r.sequence for r in records] == [0] and end == len(good[0])
     assert next_valid(bytes(damaged), end) == len(good[0]) + len(good[1])
