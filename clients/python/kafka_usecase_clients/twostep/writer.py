@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 import socket
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from kafka_usecase_clients.twostep.segment import CLOSED, FILE_HEADER, OPEN, Headers, encode, segment_name
 
+log = logging.getLogger("twostep.writer")
 AUDIT_DIR = "audit"  # the writer's counts, shipped by the forwarder to the audit cluster
 AUDIT_TOPIC = "__twostep_written"
 BUCKET_MS = 60_000
@@ -63,6 +65,7 @@ class EventLog:
         self._audit_sequence = 0
         self._used = _directory_bytes(self.directory)  # refreshed by the background thread
         self._closed = False
+        self._last_sync = self._last_counts = time.monotonic()
         self._stop = threading.Event()
         self._background = threading.Thread(target=self._run, name=f"twostep-{self.writer_id}", daemon=True)
         self._background.start()
@@ -120,22 +123,33 @@ class EventLog:
             self._space.wait(0.1)
 
     def _run(self) -> None:
-        """Counts to the audit segment, interval fsyncs, age rotation, the disk budget's usage."""
-        last_sync = last_counts = time.monotonic()
         while not self._stop.wait(0.1):
-            now = time.monotonic()
-            used = _directory_bytes(self.directory)
-            with self._lock:
-                self._used = used
-                self._space.notify_all()
-                if self._segment.expired(self.segment_seconds):
-                    self._segment.rotate(sync=self.fsync != "never")
-                if now - last_counts >= self.audit_interval:
-                    self._write_counts()
-                    last_counts = now
-            if self.fsync == "interval" and now - last_sync >= self.fsync_interval:
-                self._segment.sync()
-                last_sync = now
+            try:
+                self._housekeeping()
+            except OSError:  # e.g. a full disk: sends report it themselves; keep counting
+                log.exception("twostep writer %s: background work failed", self.writer_id)
+
+    def _housekeeping(self) -> None:
+        """Counts to the audit segment, interval fsyncs, age rotation, the disk budget's usage."""
+        now = time.monotonic()
+        used = _directory_bytes(self.directory)
+        with self._lock:
+            self._used = used
+            self._space.notify_all()
+            if self._segment.expired(self.segment_seconds):
+                self._segment.rotate(sync=self.fsync != "never")
+            if now - self._last_counts >= self.audit_interval:
+                self._write_counts()
+                self._last_counts = now
+        if self.fsync == "interval" and now - self._last_sync >= self.fsync_interval:
+            with self._lock:  # a duplicate, so that sends need not wait for the disk (nor rotate it away)
+                fd = os.dup(self._segment.fd) if self._segment.fd >= 0 else -1
+            if fd >= 0:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            self._last_sync = now
 
     def _write_counts(self) -> None:
         """The counts since the last call, as records of AUDIT_TOPIC (synced: they are the proof)."""
