@@ -160,7 +160,7 @@ class _Segment:
 
 
 class Forwarder:
-    def __init__(self, directory: str | os.PathLike, routes: Routes, *, batch_events: int = 20_000,
+    def __init__(self, directory: str | os.PathLike, routes: Routes, *, batch_events: int = 50_000,
                  poll_interval: float = 0.02, shutdown_seconds: float = 10.0, record_delays: bool = False):
         self.directory = Path(directory)
         self.quarantine = self.directory / "quarantine"
@@ -197,33 +197,34 @@ class Forwarder:
         many records moved (forwarded or quarantined)."""
         self._scan(force=False)
         self._emit_delays()
-        batch: list[tuple[_Segment, list[Record], int]] = []  # (segment, records, position after them)
+        batch: list[tuple[_Segment, list[Record]]] = []
         room = self.batch_events
         for segment in list(self._segments.values()):
-            if room <= 0:
-                break
-            records, after = self._read(segment, room)
-            if records or after != segment.sent:
-                batch.append((segment, records, after))
-                room -= len(records)
+            while room > 0:  # a segment is read in chunks: as many as the batch has room for
+                records, after = self._read(segment, room)
+                if not records and after == segment.sent:
+                    break
+                batch.append((segment, records))
+                segment.sent, room = after, room - len(records)
         if not batch:
             self._delete_finished()
             return 0
         delivered = self._produce(batch)
+        touched = list({id(segment): segment for segment, _ in batch}.values())
         if not self._flush():
             return 0  # stopped before Kafka confirmed all: the next run re-sends the batch
         if self._errors and not self._settle_errors(batch):
-            for segment, _, _ in batch:
+            for segment in touched:
                 segment.sent = segment.confirmed  # retried from where Kafka last confirmed
             self.stop.wait(1.0)
             return 0
         acked = time.time() * 1000
-        for segment, _, after in batch:
-            segment.sent = segment.confirmed = after
+        for segment in touched:
+            segment.confirmed = segment.sent
             segment.persist()
         self._account(batch, delivered, acked)
         self._delete_finished()
-        return sum(len(records) for _, records, _ in batch) or 1
+        return sum(len(records) for _, records in batch) or 1
 
     def _read(self, segment: _Segment, limit: int) -> tuple[list[Record], int]:
         """Up to `limit` complete records after what was sent, and the position after them; bytes
@@ -261,7 +262,7 @@ class Forwarder:
         delivered: dict[tuple[str, int], int] = {}
         self._errors.clear()
         routes = self._route_cache
-        for segment, records, _ in batch:
+        for segment, records in batch:
             if segment.path.parent.name == AUDIT_DIR:
                 for record in records:
                     self._produce_written_count(record, segment)
@@ -316,7 +317,7 @@ class Forwarder:
         for error, topic, value in self._errors:
             if error.code() in REFUSED_FOR_GOOD:
                 self.metrics.errors[error.name()] += 1
-                for segment, records, _ in batch:
+                for segment, records in batch:
                     for record in records:
                         if record.topic == topic and record.value == value:
                             self._quarantine(segment, record.offset, record.end, f"refused by Kafka: {error.str()}")
@@ -331,10 +332,10 @@ class Forwarder:
         with self.metrics.lock:
             for (topic, _), count in delivered.items():
                 self.metrics.events[topic] += count
-            for _, records, _ in batch:
+            for _, records in batch:
                 if records:
                     self.metrics.bytes += records[-1].end - records[0].offset
-        for segment, records, _ in batch:
+        for segment, records in batch:
             if segment.path.parent.name == AUDIT_DIR or not records:
                 continue
             delays = [(topic, timestamp_ms, acked_ms - timestamp_ms) for _, _, timestamp_ms, _, topic, *_ in records]
@@ -500,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audit-sasl-password-file")
     parser.add_argument("--audit-topic", default=audit.DEFAULT_TOPIC)
     parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics here (0: off)")
-    parser.add_argument("--batch-events", type=int, default=20_000)
+    parser.add_argument("--batch-events", type=int, default=50_000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     forwarder = Forwarder(args.dir, routes_from(args), batch_events=args.batch_events)
