@@ -191,3 +191,49 @@ def test_a_corrupt_record_is_quarantined_and_the_rest_delivered(pipeline):
 
     code, totals = eventually(settled, timeout=60, interval=2)
     assert (code, totals["missing"]) == (1, 1), "the report owns up to the quarantined event"
+
+
+def test_sigterm_confirms_the_batch_in_flight_so_a_restart_sends_no_duplicate(pipeline):
+    pipeline.start_forwarder()
+    with EventLog(pipeline.directory, segment_bytes=1024 * 1024) as log:
+        writer = threading.Thread(target=write, args=(log, pipeline.topic, 60_000), kwargs={"per_second": 20_000})
+        writer.start()
+        time.sleep(1.5)
+        assert pipeline.kill_forwarder(signal.SIGTERM) == 0
+        pipeline.start_forwarder()
+        writer.join()
+    assert pipeline.consume_until(60_000, timeout=120) == (60_000, 60_000)
+
+
+def test_topics_are_routed_to_their_clusters_and_counts_to_the_audit_cluster(kafka_kraft, kafka_zookeeper, tmp_path):
+    """Events of `payments.*` to the ZooKeeper-mode cluster, the rest to the KRaft one, and every
+    audit count to the ZooKeeper-mode cluster: each checked where it must (and must not) be."""
+    events = Pipeline(kafka_kraft, tmp_path / "events")
+    payments = Pipeline(kafka_zookeeper, tmp_path / "payments", topic_prefix="payments.")
+    audit_home = Pipeline(kafka_zookeeper, tmp_path / "audit")
+    password = {kafka_kraft: events.password_file, kafka_zookeeper: payments.password_file}
+    config = tmp_path / "forwarder.toml"
+    config.write_text("\n".join(
+        [f'[clusters.{name}]\nbootstrap_servers = "{k.bootstrap_servers}"\nsasl_username = "{k.admin_user}"\n'
+         f'sasl_password_file = "{password[k]}"' for name, k in (("default", kafka_kraft), ("zk", kafka_zookeeper))]
+        + ['[[routes]]\ntopic_prefix = "payments."\ncluster = "zk"',
+           f'[audit]\ncluster = "zk"\ntopic = "{audit_home.audit_topic}"']))
+    events.start_forwarder(["--config", str(config)])
+    try:
+        with EventLog(events.directory) as log:
+            write(log, events.topic, 3000)
+            write(log, payments.topic, 2000)
+        assert events.consume_until(3000, timeout=120) == (3000, 3000)
+        assert payments.consume_until(2000, timeout=120) == (2000, 2000)
+        def counted():
+            """both topics' written and delivered counts on the audit cluster"""
+            code, rows, _ = audit_home.report()
+            totals = [audit_home.totals(rows, topic) for topic in (events.topic, payments.topic)]
+            return (code, totals) if [(t["written"], t["delivered"]) for t in totals] == [(3000, 3000),
+                                                                                          (2000, 2000)] else None
+
+        code, totals = eventually(counted, timeout=60, interval=2)
+        assert code == 0 and [t["missing"] for t in totals] == [0, 0]
+    finally:
+        for pipeline in (events, payments, audit_home):
+            pipeline.close()

@@ -24,12 +24,12 @@ BIN = Path(sys.executable).parent
 
 
 class Pipeline:
-    def __init__(self, kafka, tmp: Path, partitions: int = 3):
+    def __init__(self, kafka, tmp: Path, partitions: int = 3, topic_prefix: str = ""):
         self.kafka, self.tmp = kafka, tmp
         self.directory = tmp / "events"
-        self.directory.mkdir()
+        self.directory.mkdir(parents=True)
         suffix = uuid.uuid4().hex[:6]
-        self.topic, self.audit_topic = f"twostep-{suffix}", f"twostep-audit-{suffix}"
+        self.topic, self.audit_topic = f"{topic_prefix}twostep-{suffix}", f"twostep-audit-{suffix}"
         admin = AdminClient(kafka.client_config())
         for future in admin.create_topics([NewTopic(self.topic, partitions, -1),
                                            NewTopic(self.audit_topic, 1, -1)]).values():
@@ -48,13 +48,14 @@ class Pipeline:
         return ["--bootstrap-servers", self.kafka.bootstrap_servers, "--sasl-username", self.kafka.admin_user,
                 "--sasl-password-file", str(self.password_file)]
 
-    def start_forwarder(self) -> None:
+    def start_forwarder(self, where: list[str] | None = None) -> None:
+        """`where`: the clusters' arguments (default: this pipeline's cluster and audit topic)."""
         assert self.forwarder is None or self.forwarder.poll() is not None, "a forwarder runs already"
+        where = where or [*self.credentials(), "--audit-topic", self.audit_topic]
         with open(self.forwarder_log, "ab") as log:
             self.forwarder = subprocess.Popen(
-                [str(BIN / "twostep-forwarder"), "--dir", str(self.directory), *self.credentials(),
-                 "--audit-topic", self.audit_topic, "--metrics-port", str(self.metrics_port)],
-                stdout=log, stderr=subprocess.STDOUT)
+                [str(BIN / "twostep-forwarder"), "--dir", str(self.directory), *where,
+                 "--metrics-port", str(self.metrics_port)], stdout=log, stderr=subprocess.STDOUT)
 
     def kill_forwarder(self, sig: int = signal.SIGKILL) -> int:
         self.forwarder.send_signal(sig)
@@ -98,8 +99,8 @@ class Pipeline:
         assert table.returncode in (0, 1), table.stderr
         return rows.returncode, [json.loads(line) for line in rows.stdout.splitlines() if line.strip()], table.stdout
 
-    def totals(self, rows: list[dict]) -> dict[str, int]:
-        mine = [r for r in rows if r["topic"] == self.topic]
+    def totals(self, rows: list[dict], topic: str | None = None) -> dict[str, int]:
+        mine = [r for r in rows if r["topic"] == (topic or self.topic)]
         return {k: sum(r[k] or 0 for r in mine) for k in ("written", "delivered", "consumed", "missing", "duplicated")}
 
     def close(self) -> None:
