@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 FILE_HEADER = b"2STEP\x00\x00\x01"
 SYNC = b"\xd2\x57"
@@ -33,7 +33,7 @@ HEAD = struct.Struct(">2sIIQQHHi")  # FRAME then BODY, read at once
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 OPEN, CLOSED = ".open", ".seg"
 
-Headers = list[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes]]  # a list, or () when there are none
 
 
 class Record(NamedTuple):
@@ -96,6 +96,12 @@ def decode(buffer: bytes, start: int = 0, base: int = 0, limit: int | None = Non
         cursor = position + head_size
         raw_topic = buffer[cursor:cursor + topic_length]
         topic = topics.get(raw_topic)
+        if topic is not None and key_length < 0 and not header_count:  # the common case, kept cheap
+            records.append(Record(base + position, base + end, timestamp_ms, sequence, topic, None, (),
+                                  buffer[cursor + topic_length:end]))
+            position = end
+            remaining -= 1
+            continue
         try:
             if topic is None:
                 topic = topics[raw_topic] = raw_topic.decode()
