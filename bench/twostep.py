@@ -69,7 +69,7 @@ def raw_producer(config: dict, topic: str, directory: Path) -> tuple[float, int]
     for path in sorted(directory.glob("*.seg")):
         data = path.read_bytes()
         records += decode(data, len(FILE_HEADER))[0]
-    messages = [(r.value, r.key, r.headers + [("twostep.id", b"bench:%d" % r.sequence)], r.timestamp_ms)
+    messages = [(r.value, r.key, [*r.headers, ("twostep.id", b"bench:%d" % r.sequence)], r.timestamp_ms)
                 for r in records]
     producer = Cluster("raw", config).producer()
     started = time.perf_counter()
@@ -92,7 +92,9 @@ def throughput(config: dict, events: int) -> tuple[float, float]:
             for i in range(events):
                 log.send(topic, b"%099d" % i)
         raw_seconds, sent = raw_producer(config, topic, directory)
-        forwarder_seconds = drain(forwarder_for(directory, config, audit_topic), events)
+        forwarder = forwarder_for(directory, config, audit_topic)
+        forwarder_seconds = drain(forwarder, events)
+        forwarder.close()
     assert sent == events
     return events / forwarder_seconds, events / raw_seconds
 

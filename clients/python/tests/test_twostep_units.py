@@ -6,12 +6,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 
 import pytest
 
 from kafka_usecase_clients.twostep import DiskBudgetExceeded, EventLog
 from kafka_usecase_clients.twostep.audit import DelayHistogram, SeenSequences, aggregate, render
-from kafka_usecase_clients.twostep.forwarder import Cluster, Routes
+from kafka_usecase_clients.twostep.forwarder import Cluster, Routes, bucket_spans
 from kafka_usecase_clients.twostep.segment import FILE_HEADER, Corrupt, decode, encode, next_valid
 from kafka_usecase_clients.twostep.writer import AUDIT_DIR, AUDIT_TOPIC
 
@@ -167,3 +168,24 @@ def test_a_blocking_writer_waits_for_the_forwarder_to_free_space(tmp_path):
     log.send("t", b"e" * 100)
     assert time.monotonic() - started >= 0.4, "send waited for space"
     log.close()
+
+
+@pytest.mark.unit
+def test_counts_by_bisection_equal_counting_one_by_one():
+    minute = 1_700_000_040_000
+    ordered = [encode(minute - 30_000 + i * 97, i, "a", b"") for i in range(1000)]  # crosses a minute
+    mixed = [encode(minute + (i * 7919) % 90_000, i, "ab"[i % 2], b"") for i in range(1000)]
+    for chunk in (ordered, mixed):
+        records, _ = decode(b"".join(chunk))
+        stamps, spans = bucket_spans(records)
+        by_span = {(t, b): hi - lo for t, b, lo, hi in spans}
+        one_by_one = Counter((r.topic, r.timestamp_ms - r.timestamp_ms % 60_000) for r in records)
+        assert by_span == one_by_one
+        now = minute + 100_000
+        for topic, bucket, lo, hi in spans:
+            fast, slow = DelayHistogram(), DelayHistogram()
+            fast.add_sorted(stamps, lo, hi, now)
+            for r in records:
+                if r.topic == topic and r.timestamp_ms - r.timestamp_ms % 60_000 == bucket:
+                    slow.add(now - r.timestamp_ms)
+            assert fast.counts == slow.counts

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import tomllib
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -184,6 +185,15 @@ class Forwarder:
             if not self.cycle():
                 self.stop.wait(self.poll_interval)
             self._refresh_metrics()
+        self.close()
+
+    def close(self) -> None:
+        """Release the producers and segment files (what was not confirmed is re-sent next run)."""
+        self._producers.clear()
+        self._route_cache.clear()
+        for segment in self._segments.values():
+            segment.file.close()
+        self._segments.clear()
 
     def _refresh_metrics(self) -> None:
         """The backlog gauges, at most once a second (also while a batch waits for brokers)."""
@@ -277,8 +287,9 @@ class Forwarder:
                     while producer.flush(0.05) and len(producer) > 100_000:
                         pass
                     producer.produce(topic, value, key, headers=headers, timestamp=timestamp_ms)
-                bucket = (topic, timestamp_ms - timestamp_ms % BUCKET_MS)
-                delivered[bucket] = delivered.get(bucket, 0) + 1
+            if records:
+                for topic, bucket, lo, hi in bucket_spans(records)[1]:
+                    delivered[(topic, bucket)] = delivered.get((topic, bucket), 0) + hi - lo
         audit_producer = self._audit_producer()
         for (topic, bucket), count in delivered.items():
             audit_producer.produce(self.routes.audit_topic, audit.delivered(self.source, topic, bucket // 1000, count),
@@ -338,13 +349,13 @@ class Forwarder:
         for segment, records in batch:
             if segment.path.parent.name == AUDIT_DIR or not records:
                 continue
-            delays = [(topic, timestamp_ms, acked_ms - timestamp_ms) for _, _, timestamp_ms, _, topic, *_ in records]
-            for topic, timestamp_ms, delay in delays:
-                key = (topic, timestamp_ms - timestamp_ms % BUCKET_MS)
-                histogram = self._delays.get(key) or self._delays.setdefault(key, audit.DelayHistogram())
-                histogram.add(delay)
+            stamps, spans = bucket_spans(records)
+            for topic, bucket, lo, hi in spans:
+                histogram = self._delays.get((topic, bucket)) or self._delays.setdefault((topic, bucket),
+                                                                                          audit.DelayHistogram())
+                histogram.add_sorted(stamps, lo, hi, acked_ms)
             if self.delays_ms is not None:
-                self.delays_ms.extend(d for _, _, d in delays)
+                self.delays_ms.extend(acked_ms - t for t in stamps)
 
     def _emit_delays(self) -> None:
         """The delay histograms since the last call, to the audit topic (at most once a second)."""
@@ -433,6 +444,34 @@ class Forwarder:
 
     def _audit_producer(self) -> Producer:
         return self._producer(self.routes.audit_cluster or self.routes.default)
+
+
+def bucket_spans(records: list[Record]) -> tuple[list[int], list[tuple[str, int, int, int]]]:
+    """The records' timestamps, and (topic, bucket start ms, first, end) index spans per topic and
+    minute: found by bisection when the records are of one topic in time order (a writer's chunk,
+    nearly always), else one by one."""
+    stamps = [r[2] for r in records]
+    topic = records[0][4]
+    if all(r[4] == topic for r in records) and stamps == sorted(stamps):
+        spans, lo = [], 0
+        while lo < len(stamps):
+            bucket = stamps[lo] - stamps[lo] % BUCKET_MS
+            hi = bisect_left(stamps, bucket + BUCKET_MS, lo)
+            spans.append((topic, bucket, lo, hi))
+            lo = hi
+        return stamps, spans
+    order = sorted(range(len(records)), key=lambda i: (records[i][4], stamps[i]))
+    ordered = [records[i] for i in order]
+    stamps, spans = [r[2] for r in ordered], []
+    lo = 0
+    while lo < len(ordered):
+        topic, bucket = ordered[lo][4], stamps[lo] - stamps[lo] % BUCKET_MS
+        hi = lo + 1
+        while hi < len(ordered) and ordered[hi][4] == topic and stamps[hi] < bucket + BUCKET_MS:
+            hi += 1
+        spans.append((topic, bucket, lo, hi))
+        lo = hi
+    return stamps, spans
 
 
 def _read_position(path: Path) -> int:
