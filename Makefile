@@ -14,7 +14,7 @@ setup: venv components
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml hack/pyproject.toml clients/python/pyproject.toml
+$(VENV)/.installed: pyproject.toml hack/pyproject.toml clients/python/pyproject.toml clients/python/kafka_usecase_clients/twostep/_scan.c
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python >= 3.11"; exit 1; }
 	@echo "setup: creating $(VENV) and installing Python dependencies ..."
 	$(PYTHON) -m venv $(VENV)

@@ -5,9 +5,9 @@
 1. Throughput, 100-byte events, the sender pinned to one core (the broker has the other): the
    forwarder draining a directory of --events pre-written events, side by side with a raw
    confluent-kafka producer sending the same events (same headers and timestamps) from memory, the
-   ceiling. Both wait for every acknowledgement.
-2. Latency at a steady --rate events/s for --seconds: from `send` returning to the broker's
-   acknowledgement, as the forwarder sees it (p50/p99).
+   ceiling. Both wait for every acknowledgement. --rounds times each; medians are printed.
+2. Latency at a steady --rate events/s for --seconds, after a 3 s warm-up: from `send` returning
+   to the broker's acknowledgement, as the forwarder sees it (p50/p99).
 3. Writer cost per event: fsync "interval" (the default) and fsync "always".
 Prints one line. The devstack is reused if running, else started and stopped here.
 """
@@ -15,7 +15,9 @@ Prints one line. The devstack is reused if running, else started and stopped her
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -71,6 +73,7 @@ def raw_producer(config: dict, topic: str, directory: Path) -> tuple[float, int]
         records += decode(data, len(FILE_HEADER))[0]
     messages = [(r.value, r.key, [*r.headers, ("twostep.id", b"bench:%d" % r.sequence)], r.timestamp_ms)
                 for r in records]
+    gc.freeze()  # a million messages held in memory: the garbage collector need not walk them
     producer = Cluster("raw", config).producer()
     started = time.perf_counter()
     for value, key, headers, timestamp in messages:
@@ -81,7 +84,9 @@ def raw_producer(config: dict, topic: str, directory: Path) -> tuple[float, int]
             except BufferError:
                 producer.poll(0.05)
     producer.flush(300)
-    return time.perf_counter() - started, len(messages)
+    seconds = time.perf_counter() - started
+    gc.unfreeze()
+    return seconds, len(messages)
 
 
 def throughput(config: dict, events: int) -> tuple[float, float]:
@@ -99,26 +104,37 @@ def throughput(config: dict, events: int) -> tuple[float, float]:
     return events / forwarder_seconds, events / raw_seconds
 
 
-def latency(config: dict, rate: int, seconds: float) -> tuple[float, float, int]:
+def latency(config: dict, rate: int, seconds: float, warm_up_seconds: float = 3.0) -> tuple[float, float, int]:
+    """Send->ack delays at a steady rate, after a warm-up (the producer's connection and the topic's
+    metadata are fetched once, at start: that is no steady-state delay)."""
     topic, audit_topic = new_topics(config)
     with tempfile.TemporaryDirectory() as tmp:
         forwarder = forwarder_for(Path(tmp), config, audit_topic, record_delays=True)
         running = threading.Thread(target=forwarder.run)
         running.start()
         with EventLog(tmp) as log:
-            began, count = time.monotonic(), int(rate * seconds)
-            for i in range(count):
-                log.send(topic, b"%099d" % i)
-                if i % 100 == 99:
-                    ahead = began + (i + 1) / rate - time.monotonic()
-                    if ahead > 0:
-                        time.sleep(ahead)
-        while sum(forwarder.metrics.events.values()) < count:
+            warm_up = send_steadily(log, topic, rate, warm_up_seconds)
+            while sum(forwarder.metrics.events.values()) < warm_up:
+                time.sleep(0.01)
+            forwarder.delays_ms.clear()
+            measured = send_steadily(log, topic, rate, seconds)
+        while sum(forwarder.metrics.events.values()) < warm_up + measured:
             time.sleep(0.05)
         forwarder.stop.set()
         running.join()
     delays = sorted(forwarder.delays_ms)
     return delays[len(delays) // 2], delays[int(len(delays) * 0.99)], len(delays)
+
+
+def send_steadily(log: EventLog, topic: str, rate: int, seconds: float) -> int:
+    began, count = time.monotonic(), int(rate * seconds)
+    for i in range(count):
+        log.send(topic, b"%099d" % i)
+        if i % 100 == 99:
+            ahead = began + (i + 1) / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+    return count
 
 
 def writer_cost(fsync: str, events: int) -> float:
@@ -135,18 +151,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds, forwarder and raw each")
     args = parser.parse_args()
     config, started = cluster_config()
     try:
         os.sched_setaffinity(0, {0})  # the sender on one core; the broker keeps the other
-        forwarded, raw = throughput(config, args.events)
+        rounds = [throughput(config, args.events) for _ in range(args.rounds)]  # one core is noisy: a median
+        forwarded, raw = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
+        ratios = sorted(f / r for f, r in rounds)
         p50, p99, measured = latency(config, args.rate, args.seconds)
         interval_us, always_us = writer_cost("interval", 200_000), writer_cost("always", 2_000)
     finally:
         if started:
             proc.Stack.load(kafka.plan("kraft", brokers=1).name, paths.run_dir()).stop()
     print(f"twostep bench (1-broker KRaft devstack, 100-byte events, sender on 1 core): "
-          f"forwarder {forwarded:,.0f} events/s vs raw producer {raw:,.0f} events/s ({forwarded / raw:.2f}x) | "
+          f"forwarder {forwarded:,.0f} events/s vs raw producer {raw:,.0f} events/s (medians of {len(rounds)} "
+          f"rounds; ratio per round {ratios[0]:.2f}-{ratios[-1]:.2f}x) | "
           f"send->ack at {args.rate:,}/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({measured:,} events) | "
           f"writer {interval_us:.1f} us/event (fsync interval), {always_us:.0f} us/event (fsync always)")
 

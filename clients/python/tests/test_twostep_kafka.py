@@ -193,6 +193,31 @@ def test_a_corrupt_record_is_quarantined_and_the_rest_delivered(pipeline):
     assert (code, totals["missing"]) == (1, 1), "the report owns up to the quarantined event"
 
 
+def test_an_event_larger_than_kafka_takes_is_quarantined_and_not_counted_as_delivered(pipeline):
+    """librdkafka refuses a 2 MB message outright (message.max.bytes): the forwarder sets it aside,
+    delivers the rest, and the report owns up to it as missing rather than delivered."""
+    huge = b"h" * 2_000_000
+    with EventLog(pipeline.directory) as log:
+        write(log, pipeline.topic, 1000)
+        log.send(pipeline.topic, huge)
+        write(log, pipeline.topic, 1000)
+    pipeline.start_forwarder()
+    assert pipeline.consume_until(2000, timeout=120) == (2000, 2000)
+    quarantined = list((pipeline.directory / "quarantine").glob("*.bad"))
+    assert len(quarantined) == 1 and huge in quarantined[0].read_bytes()
+    metrics = eventually(lambda: pipeline.metrics(), timeout=10)
+    assert metrics['twostep_errors_total{kind="MSG_SIZE_TOO_LARGE"}'] == 1
+    assert metrics[f'twostep_events_forwarded_total{{topic="{pipeline.topic}"}}'] == 2000
+
+    def settled():
+        code, rows, _ = pipeline.report()
+        totals = pipeline.totals(rows)
+        return (code, totals) if totals["consumed"] == 2000 and totals["written"] == 2001 else None
+
+    code, totals = eventually(settled, timeout=60, interval=2)
+    assert (code, totals["missing"], totals["delivered"]) == (1, 1, 2000)
+
+
 def test_sigterm_confirms_the_batch_in_flight_so_a_restart_sends_no_duplicate(pipeline):
     pipeline.start_forwarder()
     with EventLog(pipeline.directory, segment_bytes=1024 * 1024) as log:
@@ -207,7 +232,8 @@ def test_sigterm_confirms_the_batch_in_flight_so_a_restart_sends_no_duplicate(pi
 
 def test_topics_are_routed_to_their_clusters_and_counts_to_the_audit_cluster(kafka_kraft, kafka_zookeeper, tmp_path):
     """Events of `payments.*` to the ZooKeeper-mode cluster, the rest to the KRaft one, and every
-    audit count to the ZooKeeper-mode cluster: each checked where it must (and must not) be."""
+    audit count to the ZooKeeper-mode cluster. Each cluster's reader must get exactly its own events:
+    an event routed to the wrong cluster would be missing from its reader's count."""
     events = Pipeline(kafka_kraft, tmp_path / "events")
     payments = Pipeline(kafka_zookeeper, tmp_path / "payments", topic_prefix="payments.")
     audit_home = Pipeline(kafka_zookeeper, tmp_path / "audit")

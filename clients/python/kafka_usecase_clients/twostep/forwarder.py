@@ -16,21 +16,23 @@ import json
 import logging
 import os
 import signal
+import struct
 import sys
 import threading
 import time
 import tomllib
+import zlib
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from kafka_usecase_clients.twostep import audit
-from kafka_usecase_clients.twostep.segment import (CLOSED, FILE_HEADER, MAX_RECORD_BYTES, Corrupt, Record, decode,
-                                                   next_valid, record_length, segments)
+from kafka_usecase_clients.twostep.segment import (BODY, CLOSED, FILE_HEADER, FRAME, MAX_RECORD_BYTES, SYNC,
+                                                   Corrupt, Record, decode, next_valid, record_length, segments)
 from kafka_usecase_clients.twostep.writer import AUDIT_DIR, AUDIT_TOPIC, BUCKET_MS
 
 log = logging.getLogger("twostep.forwarder")
@@ -38,6 +40,13 @@ ID_HEADER = "twostep.id"
 READ_BYTES = 1024 * 1024
 IDLE_CLOSE_SECONDS = 2.0  # an open segment this quiet is checked for a dead writer
 # Kafka refuses these records for good: set aside (quarantined) rather than retried forever.
+try:  # the hot loop in C, when the package was built with a compiler (see _scan.c)
+    from kafka_usecase_clients.twostep._scan import scan as _scan
+except ImportError:
+    _scan = None
+# The frame and fixed body fields at once, the sync marker as an integer (no bytes object per record).
+_FAST_HEAD = struct.Struct(">HIIQQHHi")
+_SYNC = int.from_bytes(SYNC, "big")
 REFUSED_FOR_GOOD = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD,
                     KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE}
 
@@ -134,6 +143,9 @@ class _Segment:
         self.sent = self.confirmed
         self.last_growth = time.monotonic()
         self.size = 0
+        self.writer = path.stem.rsplit("-", 1)[0]
+        self.id_format = self.writer.encode().replace(b"%", b"%%") + b":%d"  # the twostep.id header
+        self.holds_counts = path.parent.name == AUDIT_DIR  # the writer's audit counts, not events
 
     @property
     def closed(self) -> bool:
@@ -160,6 +172,21 @@ class _Segment:
         return True
 
 
+@dataclass
+class _Chunk:
+    """Records of one segment sent in one batch: bytes start..end, and what to set aside (quarantine)
+    once the batch is confirmed: a corrupt span, records Kafka refused for good."""
+
+    segment: _Segment
+    start: int
+    end: int = 0
+    count: int = 0  # records read (events, or a writer's audit counts)
+    stamps: list[int] = field(default_factory=list)  # per event sent: its write time
+    topics: list[str] = field(default_factory=list)  # ... and its topic
+    corrupt: tuple[int, int, str] | None = None
+    refused: list[tuple[Record, str]] = field(default_factory=list)
+
+
 class Forwarder:
     def __init__(self, directory: str | os.PathLike, routes: Routes, *, batch_events: int = 50_000,
                  poll_interval: float = 0.02, shutdown_seconds: float = 10.0, record_delays: bool = False):
@@ -173,7 +200,7 @@ class Forwarder:
         self._producers: dict[str, Producer] = {}
         self._route_cache: dict[str, Producer] = {}
         self._segments: dict[str, _Segment] = {}
-        self._errors: list[tuple[KafkaError, str, bytes | None]] = []
+        self._errors: list[tuple[KafkaError, str, list]] = []  # failed deliveries: error, topic, headers
         self._last_scan = self._last_delays = self._last_metrics = 0.0
         self._delays: dict[tuple[str, int], audit.DelayHistogram] = {}
         self.stop = threading.Event()
@@ -203,111 +230,187 @@ class Forwarder:
             self._last_metrics = time.monotonic()
 
     def cycle(self) -> int:
-        """One batch: read, produce, wait for delivery, persist, delete what is done. Returns how
-        many records moved (forwarded or quarantined)."""
+        """One batch: read and produce, wait for delivery, set aside what Kafka cannot take, persist,
+        delete what is done. Returns how many records moved (forwarded or set aside)."""
         self._scan(force=False)
         self._emit_delays()
-        batch: list[tuple[_Segment, list[Record]]] = []
+        self._errors.clear()
+        chunks: list[_Chunk] = []
         room = self.batch_events
         for segment in list(self._segments.values()):
             while room > 0:  # a segment is read in chunks: as many as the batch has room for
-                records, after = self._read(segment, room)
-                if not records and after == segment.sent:
+                chunk = self._send(segment, room)
+                if chunk is None:
                     break
-                batch.append((segment, records))
-                segment.sent, room = after, room - len(records)
-        if not batch:
+                chunks.append(chunk)
+                segment.sent, room = chunk.end, room - chunk.count
+        if not chunks:
             self._delete_finished()
             return 0
-        delivered = self._produce(batch)
-        touched = list({id(segment): segment for segment, _ in batch}.values())
+        delivered = self._produce_delivered_counts(chunks)
+        touched = list({id(chunk.segment): chunk.segment for chunk in chunks}.values())
         if not self._flush():
             return 0  # stopped before Kafka confirmed all: the next run re-sends the batch
-        if self._errors and not self._settle_errors(batch):
+        if self._errors and not self._settle_errors(chunks):
             for segment in touched:
                 segment.sent = segment.confirmed  # retried from where Kafka last confirmed
             self.stop.wait(1.0)
             return 0
         acked = time.time() * 1000
+        for chunk in chunks:
+            self._set_aside(chunk, delivered)
         for segment in touched:
             segment.confirmed = segment.sent
             segment.persist()
-        self._account(batch, delivered, acked)
+        self._account(chunks, delivered, acked)
         self._delete_finished()
-        return sum(len(records) for _, records in batch) or 1
+        return sum(chunk.count for chunk in chunks) or 1
 
-    def _read(self, segment: _Segment, limit: int) -> tuple[list[Record], int]:
-        """Up to `limit` complete records after what was sent, and the position after them; bytes
-        that can never become a record are quarantined and skipped."""
+    def _send(self, segment: _Segment, limit: int) -> _Chunk | None:
+        """Produce up to `limit` complete records after what was sent; None when there are none.
+        Bytes that can never become a record end the chunk, to be set aside once it is confirmed."""
         start = max(segment.sent, len(FILE_HEADER))
         available = segment.size - start
         if available <= 0:
-            return [], segment.sent
+            return None
         data = os.pread(segment.file.fileno(), min(READ_BYTES, available), start)
         needed = record_length(data)
         if needed is not None and len(data) < min(needed, MAX_RECORD_BYTES + 64, available):
             data = os.pread(segment.file.fileno(), min(needed, available), start)  # one record > READ_BYTES
-        whole = len(data) == available
+        chunk = _Chunk(segment, start, start)
         try:
-            records, after = decode(data, 0, base=start, limit=limit)
+            if segment.holds_counts:
+                self._send_counts(data, chunk, limit)
+            else:
+                self._send_events(data, chunk, limit)
         except Corrupt as corrupt:
-            records, after = corrupt.records, corrupt.offset
-            if corrupt.resume is not None or segment.closed:  # these bytes will never become a record
-                end = corrupt.resume if corrupt.resume is not None else start + len(data)
-                self._quarantine(segment, corrupt.offset, end, corrupt.why)
-                return records, end
-            return records, after  # at the tail of an open segment: wait for the writer
-        if not records and whole and segment.closed and after < segment.size:
+            chunk.end = corrupt.offset
+            if corrupt.resume is None and not segment.closed:
+                return chunk if chunk.count else None  # at the tail of an open segment: wait for the writer
+            end = corrupt.resume if corrupt.resume is not None else start + len(data)
+            chunk.corrupt, chunk.end = (corrupt.offset, end, corrupt.why), end
+            return chunk
+        if not chunk.count and len(data) == available and segment.closed and chunk.end < segment.size:
             # A closed segment ends here in something that is no whole record: a writer that died
             # mid-write, or a damaged length; records after it (if any) are still delivered.
-            resume = next_valid(data, after - start)
+            resume = next_valid(data, chunk.end - start)
             end = segment.size if resume is None else start + resume
-            self._quarantine(segment, after, end, "no whole record (a damaged length, or a writer that died "
-                                                  "mid-write)")
-            return [], end
-        return records, after
+            chunk.corrupt = (chunk.end, end, "no whole record (a damaged length, or a writer that died mid-write)")
+            chunk.end = end
+        return chunk if chunk.count or chunk.corrupt else None
 
-    def _produce(self, batch) -> dict:
-        """Produce every record of the batch and the batch's "delivered" audit counts."""
-        delivered: dict[tuple[str, int], int] = {}
-        self._errors.clear()
-        routes = self._route_cache
-        for segment, records in batch:
-            if segment.path.parent.name == AUDIT_DIR:
-                for record in records:
-                    self._produce_written_count(record, segment)
-                continue
-            writer = segment.stem.rsplit("-", 1)[0].encode()
-            for _, _, timestamp_ms, sequence, topic, key, headers, value in records:
-                producer = routes.get(topic) or self._route(topic)
-                headers = [*headers, (ID_HEADER, b"%s:%d" % (writer, sequence))]
+    def _send_events(self, data: bytes, chunk: _Chunk, limit: int) -> None:
+        """Decode and produce in one pass. This is the forwarder's hot loop: an event of the same
+        topic as the one before, without key and headers (nearly all), costs one unpack, one CRC,
+        one slice and the produce call, and no record object. Anything else (a new topic, a key,
+        headers, any doubt) goes through `decode`, which also raises Corrupt with the reason."""
+        base, size, position, remaining = chunk.start, len(data), 0, limit
+        view, unpack_head, crc32, id_format = memoryview(data), _FAST_HEAD.unpack_from, zlib.crc32, \
+            chunk.segment.id_format
+        stop, frame_size = size - _FAST_HEAD.size, FRAME.size
+        stamps, topics = chunk.stamps, chunk.topics
+        # The current topic; no record matches it before the first one is decoded.
+        topic, topic_bytes, topic_length_now, producer, value_offset, min_length = None, b"", -1, None, 0, 0
+        writer = chunk.segment.writer.encode()
+        while position <= stop and remaining:
+            if _scan is not None and topic is not None:  # the C loop: the run of plain events from here
+                values, times, ids, position = _scan(data, position, remaining, topic_bytes, writer)
+                for value, timestamp_ms, event_id in zip(values, times, ids):
+                    try:
+                        producer.produce(topic, value, None, headers=[(ID_HEADER, event_id)], timestamp=timestamp_ms)
+                    except (BufferError, KafkaException):
+                        self._produce(producer, topic, value, None, [(ID_HEADER, event_id)], timestamp_ms)
+                stamps += times
+                topics += [topic] * len(times)
+                remaining -= len(times)
+                if position > stop or not remaining:
+                    break
+            sync, length, crc, timestamp_ms, sequence, topic_length, header_count, key_length = \
+                unpack_head(data, position)
+            end = position + frame_size + length
+            if end > size:
+                if sync == _SYNC and length <= MAX_RECORD_BYTES:
+                    break  # not all written (yet)
+            elif sync == _SYNC and key_length < 0 and not header_count and topic_length == topic_length_now \
+                    and length >= min_length and data.startswith(topic_bytes, position + _FAST_HEAD.size) \
+                    and crc32(view[position + frame_size:end]) == crc:
+                headers = [(ID_HEADER, id_format % sequence)]
                 try:
-                    producer.produce(topic, value, key, headers=headers, timestamp=timestamp_ms)
-                except BufferError:  # the producer's queue is full: let it drain, then once more
-                    while producer.flush(0.05) and len(producer) > 100_000:
-                        pass
-                    producer.produce(topic, value, key, headers=headers, timestamp=timestamp_ms)
-            if records:
-                for topic, bucket, lo, hi in bucket_spans(records)[1]:
-                    delivered[(topic, bucket)] = delivered.get((topic, bucket), 0) + hi - lo
-        audit_producer = self._audit_producer()
-        for (topic, bucket), count in delivered.items():
-            audit_producer.produce(self.routes.audit_topic, audit.delivered(self.source, topic, bucket // 1000, count),
-                                   key=topic.encode())
-        return delivered
+                    producer.produce(topic, data[position + value_offset:end], None, headers=headers,
+                                     timestamp=timestamp_ms)
+                except (BufferError, KafkaException):
+                    self._produce(producer, topic, data[position + value_offset:end], None, headers, timestamp_ms)
+                stamps.append(timestamp_ms)
+                topics.append(topic)
+                position = end
+                remaining -= 1
+                continue
+            try:
+                (record,), _ = decode(data, position, base, limit=1)
+            except Corrupt:
+                chunk.count = len(stamps)
+                raise
+            if record.topic != topic:
+                topic, topic_bytes = record.topic, record.topic.encode()
+                topic_length_now = len(topic_bytes)
+                producer = self._route_cache[topic] if topic in self._route_cache else self._route(topic)
+                value_offset, min_length = _FAST_HEAD.size + len(topic_bytes), BODY.size + len(topic_bytes)
+            self._produce(producer, topic, record.value, record.key,
+                          [*record.headers, (ID_HEADER, id_format % sequence)], timestamp_ms)
+            stamps.append(timestamp_ms)
+            topics.append(topic)
+            position = end
+            remaining -= 1
+        chunk.count = len(stamps)
+        chunk.end = base + position
 
-    def _produce_written_count(self, record: Record, segment: _Segment) -> None:
-        if record.topic != AUDIT_TOPIC:
-            return
-        count = json.loads(record.value)
-        writer = segment.stem.rsplit("-", 1)[0]
-        self._audit_producer().produce(self.routes.audit_topic, audit.written(writer, count["topic"], count["bucket"],
-                                                                              count["count"]),
-                                       key=count["topic"].encode())
+    def _send_counts(self, data: bytes, chunk: _Chunk, limit: int) -> None:
+        """A writer's audit counts, to the audit cluster as "written" messages."""
+        try:
+            records, chunk.end = decode(data, 0, base=chunk.start, limit=limit)
+            corrupt = None
+        except Corrupt as error:
+            records, corrupt = error.records, error
+        for record in records:
+            if record.topic == AUDIT_TOPIC:
+                count = json.loads(record.value)
+                self._audit_producer().produce(
+                    self.routes.audit_topic, audit.written(chunk.segment.writer, count["topic"], count["bucket"],
+                                                           count["count"]), key=count["topic"].encode())
+        chunk.count = len(records)
+        if corrupt:
+            raise corrupt
+
+    def _produce(self, producer: Producer, topic: str, value: bytes, key: bytes | None, headers: list,
+                 timestamp_ms: int) -> None:
+        """Produce; when the producer's queue is full, let it drain first. A message the client
+        refuses outright (larger than message.max.bytes) is handled as a failed delivery."""
+        while True:
+            try:
+                return producer.produce(topic, value, key, headers=headers, timestamp=timestamp_ms)
+            except BufferError:
+                while producer.flush(0.05) and len(producer) > 100_000:
+                    pass
+            except KafkaException as refused:
+                return self._errors.append((refused.args[0], topic, headers))
+
+    def _produce_delivered_counts(self, chunks: list[_Chunk]) -> dict[tuple[str, int], int]:
+        """The batch's "delivered" counts, sent with it: a batch re-sent after a kill is counted
+        again, as its events arrive again."""
+        delivered: dict[tuple[str, int], int] = {}
+        for chunk in chunks:
+            if chunk.stamps:
+                for topic, bucket, lo, hi in bucket_spans(chunk.stamps, chunk.topics)[1]:
+                    delivered[(topic, bucket)] = delivered.get((topic, bucket), 0) + hi - lo
+        producer = self._audit_producer()
+        for (topic, bucket), count in delivered.items():
+            producer.produce(self.routes.audit_topic, audit.delivered(self.source, topic, bucket // 1000, count),
+                             key=topic.encode())
+        return delivered
 
     def _on_delivery(self, error: KafkaError, message) -> None:
         """Called for failed messages only (delivery.report.only.error)."""
-        self._errors.append((error, message.topic(), message.value()))
+        self._errors.append((error, message.topic(), message.headers() or []))
 
     def _flush(self) -> bool:
         """Wait until every produced message is acknowledged (however long brokers are away); once
@@ -322,34 +425,53 @@ class Forwarder:
                         return False
         return True
 
-    def _settle_errors(self, batch) -> bool:
-        """Quarantine records Kafka refuses for good; True when nothing is left to retry."""
+    def _settle_errors(self, chunks: list[_Chunk]) -> bool:
+        """Note the records Kafka refuses for good, to be set aside; True when nothing is left to
+        retry. (Retrying re-sends the whole batch: the refused records are found again then.)"""
         retry = False
-        for error, topic, value in self._errors:
-            if error.code() in REFUSED_FOR_GOOD:
-                self.metrics.errors[error.name()] += 1
-                for segment, records in batch:
-                    for record in records:
-                        if record.topic == topic and record.value == value:
-                            self._quarantine(segment, record.offset, record.end, f"refused by Kafka: {error.str()}")
-            else:
+        for error, topic, headers in self._errors:
+            self.metrics.errors[error.name()] += 1
+            if error.code() not in REFUSED_FOR_GOOD:
                 retry = True
-                self.metrics.errors[error.name()] += 1
                 log.warning("delivery to %s failed, the batch is retried: %s", topic, error.str())
+                if error.fatal():  # the idempotent producer cannot go on: new producers for the retry
+                    self._producers.clear()
+                    self._route_cache.clear()
+                continue
+            writer, _, sequence = dict(headers).get(ID_HEADER, b"").decode().rpartition(":")
+            for chunk in chunks:
+                if chunk.segment.writer == writer and not chunk.segment.holds_counts:
+                    record = _find(chunk, int(sequence))
+                    if record is not None:
+                        chunk.refused.append((record, f"refused by Kafka: {error.str()}"))
+                        break
         self._errors.clear()
         return not retry
 
-    def _account(self, batch, delivered: dict, acked_ms: float) -> None:
+    def _set_aside(self, chunk: _Chunk, delivered: dict) -> None:
+        """Quarantine the chunk's corrupt bytes and refused records; the refused were counted as
+        delivered with the batch, so a correction follows."""
+        if chunk.corrupt:
+            self._quarantine(chunk.segment, *chunk.corrupt)
+        for record, why in chunk.refused:
+            self._quarantine(chunk.segment, record.offset, record.end, why)
+            bucket = record.timestamp_ms - record.timestamp_ms % BUCKET_MS
+            delivered[(record.topic, bucket)] -= 1
+            self._audit_producer().produce(self.routes.audit_topic,
+                                           audit.delivered(self.source, record.topic, bucket // 1000, -1),
+                                           key=record.topic.encode())
+
+    def _account(self, chunks: list[_Chunk], delivered: dict, acked_ms: float) -> None:
         with self.metrics.lock:
             for (topic, _), count in delivered.items():
                 self.metrics.events[topic] += count
-            for _, records in batch:
-                if records:
-                    self.metrics.bytes += records[-1].end - records[0].offset
-        for segment, records in batch:
-            if segment.path.parent.name == AUDIT_DIR or not records:
+            for chunk in chunks:
+                self.metrics.bytes += chunk.end - chunk.start - (chunk.corrupt[1] - chunk.corrupt[0]
+                                                                 if chunk.corrupt else 0)
+        for chunk in chunks:
+            if not chunk.stamps:
                 continue
-            stamps, spans = bucket_spans(records)
+            stamps, spans = bucket_spans(chunk.stamps, chunk.topics)
             for topic, bucket, lo, hi in spans:
                 histogram = self._delays.get((topic, bucket)) or self._delays.setdefault((topic, bucket),
                                                                                           audit.DelayHistogram())
@@ -446,32 +568,39 @@ class Forwarder:
         return self._producer(self.routes.audit_cluster or self.routes.default)
 
 
-def bucket_spans(records: list[Record]) -> tuple[list[int], list[tuple[str, int, int, int]]]:
-    """The records' timestamps, and (topic, bucket start ms, first, end) index spans per topic and
-    minute: found by bisection when the records are of one topic in time order (a writer's chunk,
-    nearly always), else one by one."""
-    stamps = [r[2] for r in records]
-    topic = records[0][4]
-    if all(r[4] == topic for r in records) and stamps == sorted(stamps):
-        spans, lo = [], 0
+def bucket_spans(stamps: list[int], topics: list[str]) -> tuple[list[int], list[tuple[str, int, int, int]]]:
+    """Events' timestamps and topics -> the timestamps, sorted per topic, and (topic, bucket start
+    ms, first, end) index spans into them per topic and minute: found by bisection when the events
+    are of one topic in time order (a writer's chunk, nearly always), else one by one."""
+    if topics.count(topics[0]) == len(topics) and stamps == sorted(stamps):
+        spans, lo, topic = [], 0, topics[0]
         while lo < len(stamps):
             bucket = stamps[lo] - stamps[lo] % BUCKET_MS
             hi = bisect_left(stamps, bucket + BUCKET_MS, lo)
             spans.append((topic, bucket, lo, hi))
             lo = hi
         return stamps, spans
-    order = sorted(range(len(records)), key=lambda i: (records[i][4], stamps[i]))
-    ordered = [records[i] for i in order]
-    stamps, spans = [r[2] for r in ordered], []
+    ordered = sorted(zip(topics, stamps))
+    stamps, spans = [t for _, t in ordered], []
     lo = 0
     while lo < len(ordered):
-        topic, bucket = ordered[lo][4], stamps[lo] - stamps[lo] % BUCKET_MS
+        topic, bucket = ordered[lo][0], stamps[lo] - stamps[lo] % BUCKET_MS
         hi = lo + 1
-        while hi < len(ordered) and ordered[hi][4] == topic and stamps[hi] < bucket + BUCKET_MS:
+        while hi < len(ordered) and ordered[hi][0] == topic and stamps[hi] < bucket + BUCKET_MS:
             hi += 1
         spans.append((topic, bucket, lo, hi))
         lo = hi
     return stamps, spans
+
+
+def _find(chunk: _Chunk, sequence: int) -> Record | None:
+    """The record of the chunk with this sequence number (read again from disk: a rare path)."""
+    data = os.pread(chunk.segment.file.fileno(), chunk.end - chunk.start, chunk.start)
+    try:
+        records = decode(data, 0, base=chunk.start)[0]
+    except Corrupt as corrupt:
+        records = corrupt.records
+    return next((r for r in records if r.sequence == sequence), None)
 
 
 def _read_position(path: Path) -> int:
