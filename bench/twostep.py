@@ -5,7 +5,8 @@
 1. Throughput, 100-byte events, the sender pinned to one core (the broker has the other): the
    forwarder draining a directory of --events pre-written events, side by side with a raw
    confluent-kafka producer sending the same events (same headers and timestamps) from memory, the
-   ceiling. Both wait for every acknowledgement. --rounds times each; medians are printed.
+   ceiling. Both wait for every acknowledgement. --rounds times each; medians are printed. Then
+   once more with the forwarder's read loop in Python (as installed without a C compiler).
 2. Latency at a steady --rate events/s for --seconds, after a 3 s warm-up: from `send` returning
    to the broker's acknowledgement, as the forwarder sees it (p50/p99).
 3. Writer cost per event: fsync "interval" (the default) and fsync "always".
@@ -15,6 +16,7 @@ Prints one line. The devstack is reused if running, else started and stopped her
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import statistics
@@ -28,6 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from devstack import kafka, paths, proc
 from kafka_usecase_clients.twostep import EventLog
+from kafka_usecase_clients.twostep import forwarder as forwarder_module
 from kafka_usecase_clients.twostep.forwarder import Cluster, Forwarder, Routes
 from kafka_usecase_clients.twostep.segment import FILE_HEADER, decode
 
@@ -104,6 +107,16 @@ def throughput(config: dict, events: int) -> tuple[float, float]:
     return events / forwarder_seconds, events / raw_seconds
 
 
+@contextlib.contextmanager
+def python_read_loop():
+    """The forwarder as installed without a C compiler."""
+    scan, forwarder_module._scan = forwarder_module._scan, None
+    try:
+        yield
+    finally:
+        forwarder_module._scan = scan
+
+
 def latency(config: dict, rate: int, seconds: float, warm_up_seconds: float = 3.0) -> tuple[float, float, int]:
     """Send->ack delays at a steady rate, after a warm-up (the producer's connection and the topic's
     metadata are fetched once, at start: that is no steady-state delay)."""
@@ -159,6 +172,8 @@ def main() -> None:
         rounds = [throughput(config, args.events) for _ in range(args.rounds)]  # one core is noisy: a median
         forwarded, raw = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
         ratios = sorted(f / r for f, r in rounds)
+        with python_read_loop():
+            python_loop, _ = throughput(config, args.events)
         p50, p99, measured = latency(config, args.rate, args.seconds)
         interval_us, always_us = writer_cost("interval", 200_000), writer_cost("always", 2_000)
     finally:
@@ -166,7 +181,8 @@ def main() -> None:
             proc.Stack.load(kafka.plan("kraft", brokers=1).name, paths.run_dir()).stop()
     print(f"twostep bench (1-broker KRaft devstack, 100-byte events, sender on 1 core): "
           f"forwarder {forwarded:,.0f} events/s vs raw producer {raw:,.0f} events/s (medians of {len(rounds)} "
-          f"rounds; ratio per round {ratios[0]:.2f}-{ratios[-1]:.2f}x) | "
+          f"rounds; ratio per round {ratios[0]:.2f}-{ratios[-1]:.2f}x), without the C read loop "
+          f"{python_loop:,.0f} events/s | "
           f"send->ack at {args.rate:,}/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({measured:,} events) | "
           f"writer {interval_us:.1f} us/event (fsync interval), {always_us:.0f} us/event (fsync always)")
 
