@@ -8,7 +8,7 @@ CHART := charts/kafka-usecase-operator
 # Slowest tests are printed at the end of every run.
 PYTEST_FLAGS ?= --durations=15
 
-.PHONY: setup venv components crds demo test test-unit test-slow bench bench-kafka bench-twostep lint clean
+.PHONY: setup venv components crds demo test test-unit test-slow bench bench-kafka bench-twostep bench-lagaware lint clean
 
 setup: venv components
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml hack/pyproject.toml clients/python/pyproject.
 	@echo "setup: creating $(VENV) and installing Python dependencies ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' -e ./hack -e './clients/python[forwarder]'
+	$(BIN)/pip install --quiet -e '.[test]' -e ./hack -e './clients/python[forwarder,lagaware]'
 	@touch $@
 
 # Real components (Kafka jars, etcd, kube-apiserver, ...): fetched or built once into
@@ -61,6 +61,9 @@ bench-kafka: setup  # topics/users throughput vs batching off (~30 min: includes
 
 bench-twostep: setup  # 2-step logging: forwarder vs raw producer, send->ack latency, writer cost (~3 min)
 	$(BIN)/python bench/twostep.py
+
+bench-lagaware: setup  # lag-aware producer vs round robin on the 20/20/10 scenario (~7 min)
+	$(BIN)/python bench/lagaware.py
 
 lint: venv
 	$(BIN)/python -m pyflakes operator hack/devstack tests e2e bench clients/python

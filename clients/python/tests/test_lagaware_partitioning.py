@@ -52,3 +52,11 @@ def test_small_lags_are_never_outliers():
     chooser = OutlierDetection(4, min_lag=100)
     chooser.update({0: 1, 1: 1, 2: 1, 3: 60}, now=0)
     assert set(chooser.state.values()) == {"closed"}
+
+
+@pytest.mark.unit
+def test_a_third_of_the_partitions_lagging_are_outliers_too():
+    """One slow worker of three owns a third of the partitions: its lags must still stand out."""
+    chooser = OutlierDetection(9, min_lag=20)
+    chooser.update({0: 5, 1: 8, 2: 6, 3: 7, 4: 9, 5: 4, 6: 300, 7: 280, 8: 320}, now=0)
+    assert [p for p, state in chooser.state.items() if state == "open"] == [6, 7, 8]

@@ -46,12 +46,17 @@ def write(log: EventLog, topic: str, count: int, threads: int = 1, per_second: f
 
 def complete_report(pipeline: Pipeline, written: int) -> dict:
     """The report once every stage's counts arrived (they are published asynchronously)."""
+    last = {}
+
     def settled():
         code, rows, _ = pipeline.report()
-        totals = pipeline.totals(rows)
-        return (code, totals) if totals["written"] == written and totals["consumed"] >= written else None
+        last.update(pipeline.totals(rows))
+        return (code, dict(last)) if last["written"] == written and last["consumed"] >= written else None
 
-    code, totals = eventually(settled, timeout=60, interval=2)
+    try:
+        code, totals = eventually(settled, timeout=60, interval=2)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the report's last totals: {last}") from None
     assert code == 0, pipeline.report()[2]
     return totals
 

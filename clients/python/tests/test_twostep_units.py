@@ -80,11 +80,12 @@ def test_duplicates_are_told_apart_in_any_order_with_few_ranges():
 def test_the_report_counts_missing_and_duplicated_from_the_consumers_distinct_counts():
     bucket = 1_700_000_040
     rows = aggregate([
-        {"stage": "written", "topic": "a", "bucket": bucket, "count": 100},
-        {"stage": "written", "topic": "a", "bucket": bucket, "count": 50},
+        {"stage": "written", "source": "w1", "sequence": 0, "topic": "a", "bucket": bucket, "count": 100},
+        {"stage": "written", "source": "w2", "sequence": 0, "topic": "a", "bucket": bucket, "count": 50},
+        {"stage": "written", "source": "w1", "sequence": 0, "topic": "a", "bucket": bucket, "count": 100},  # sent again
         {"stage": "delivered", "topic": "a", "bucket": bucket, "count": 160},
         {"stage": "consumed", "topic": "a", "bucket": bucket, "count": 158, "distinct": 148},
-        {"stage": "written", "topic": "b", "bucket": bucket, "count": 10},
+        {"stage": "written", "source": "w1", "sequence": 1, "topic": "b", "bucket": bucket, "count": 10},
         {"stage": "delivered", "topic": "b", "bucket": bucket, "count": 12},
     ])
     a, b = rows

@@ -7,8 +7,8 @@ lag data or it is stale.
 - SameQueueLength: water-filling. Each message goes to the partition with the shortest estimated
   queue (its lag at the last refresh plus what this producer sent there since), so queues tend to
   equal length and a burst spreads instead of herding onto the partition that looked emptiest.
-- OutlierDetection: partitions whose lag is an outlier (above Q3 + k*IQR of all partitions' lags)
-  are tripped like circuit breakers: open (no messages) for `open_seconds`, then half-open (a small
+- OutlierDetection: partitions whose lag is an outlier (above the median + k robust standard
+  deviations, from the median absolute deviation, of all partitions' lags) are tripped like circuit breakers: open (no messages) for `open_seconds`, then half-open (a small
   share) until their lag is no longer an outlier, then closed (full share) again.
 """
 
@@ -55,6 +55,9 @@ class RoundRobin:
         self.partitions = partitions
         self._next = itertools.cycle(range(partitions))
 
+    def update(self, lags: dict[int, int] | None, now: float) -> None:
+        pass  # lag does not matter to it
+
     def choose(self) -> int:
         return next(self._next)
 
@@ -66,7 +69,7 @@ class SameQueueLength:
         self._heap: list[tuple[int, int, int]] | None = None  # (estimated queue, tie-break, partition)
         self._tie = itertools.count()
 
-    def update(self, lags: dict[int, int] | None) -> None:
+    def update(self, lags: dict[int, int] | None, now: float = 0.0) -> None:
         """New lag per partition; None (no data, or stale) falls back to round robin."""
         if not lags or len(lags) < self.partitions:
             self._heap = None
@@ -85,7 +88,7 @@ class SameQueueLength:
 class OutlierDetection:
     CLOSED, HALF_OPEN, OPEN = "closed", "half-open", "open"
 
-    def __init__(self, partitions: int, k: float = 1.5, open_seconds: float = 5.0, half_open_share: float = 0.1,
+    def __init__(self, partitions: int, k: float = 3.0, open_seconds: float = 5.0, half_open_share: float = 0.1,
                  min_lag: int = 100):
         """`min_lag`: a lag below this is never an outlier (tiny lags make a tiny IQR twitchy)."""
         self.partitions, self.k, self.open_seconds = partitions, k, open_seconds
@@ -96,11 +99,15 @@ class OutlierDetection:
         self._credit = {p: 0.0 for p in range(partitions)}
 
     def outliers(self, lags: dict[int, int]) -> set[int]:
-        values = sorted(lags.values())
-        if len(values) < 4:
+        """Lags above median + k * MAD-sigma (and above `min_lag`). The median and the median
+        absolute deviation stay put until half the partitions lag; quartiles (IQR) break down at a
+        quarter, and one slow worker of three owns a third of the partitions."""
+        values = list(lags.values())
+        if len(values) < 3:
             return set()
-        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-        limit = max(q3 + self.k * (q3 - q1), self.min_lag)
+        median = statistics.median(values)
+        sigma = 1.4826 * statistics.median(abs(v - median) for v in values)
+        limit = max(median + self.k * sigma, self.min_lag)
         return {p for p, lag in lags.items() if lag > limit}
 
     def update(self, lags: dict[int, int] | None, now: float) -> None:

@@ -28,8 +28,10 @@ ID_HEADER = "twostep.id"
 DELAY_BOUNDS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
 
 
-def written(source: str, topic: str, bucket: int, count: int) -> bytes:
-    return _message("written", source, topic, bucket, count=count)
+def written(source: str, topic: str, bucket: int, count: int, sequence: int) -> bytes:
+    """`sequence`: the count's own number at its writer; a count the forwarder sends twice (after a
+    kill) is counted once."""
+    return _message("written", source, topic, bucket, count=count, sequence=sequence)
 
 
 def delivered(source: str, topic: str, bucket: int, count: int) -> bytes:
@@ -190,12 +192,15 @@ def aggregate(messages: list[dict]) -> list[Row]:
     """Rows per (topic, bucket) from audit messages (pure)."""
     rows: dict[tuple[str, int], Row] = {}
     consumed_topics = {m["topic"] for m in messages if m.get("stage") == "consumed"}
+    written_seen: set[tuple[str, int]] = set()
     for m in messages:
         key = (m["topic"], m["bucket"])
         row = rows.get(key) or rows.setdefault(key, Row(*key, has_consumer=m["topic"] in consumed_topics))
         stage = m.get("stage")
         if stage == "written":
-            row.written += m["count"]
+            if (m["source"], m["sequence"]) not in written_seen:  # a count sent again after a kill: once
+                written_seen.add((m["source"], m["sequence"]))
+                row.written += m["count"]
         elif stage == "delivered":
             row.delivered += m["count"]
         elif stage == "consumed":

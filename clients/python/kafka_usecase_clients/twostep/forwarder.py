@@ -300,10 +300,11 @@ class Forwarder:
         return chunk if chunk.count or chunk.corrupt else None
 
     def _send_events(self, data: bytes, chunk: _Chunk, limit: int) -> None:
-        """Decode and produce in one pass. This is the forwarder's hot loop: an event of the same
-        topic as the one before, without key and headers (nearly all), costs one unpack, one CRC,
-        one slice and the produce call, and no record object. Anything else (a new topic, a key,
-        headers, any doubt) goes through `decode`, which also raises Corrupt with the reason."""
+        """Decode and produce in one pass. This is the forwarder's hot loop. A plain event (the same
+        topic as the one before, no key, no headers: nearly all) needs no record object: the C
+        scanner (_scan.c) returns runs of them, or, without it, the same checks run here one event
+        at a time. Anything else (a new topic, a key, headers, any doubt) goes through `decode`,
+        which also raises Corrupt with the reason."""
         base, size, position, remaining = chunk.start, len(data), 0, limit
         view, unpack_head, crc32, id_format = memoryview(data), _FAST_HEAD.unpack_from, zlib.crc32, \
             chunk.segment.id_format
@@ -376,7 +377,8 @@ class Forwarder:
                 count = json.loads(record.value)
                 self._audit_producer().produce(
                     self.routes.audit_topic, audit.written(chunk.segment.writer, count["topic"], count["bucket"],
-                                                           count["count"]), key=count["topic"].encode())
+                                                           count["count"], record.sequence),
+                    key=count["topic"].encode())
         chunk.count = len(records)
         if corrupt:
             raise corrupt

@@ -1,0 +1,245 @@
+"""The seed's 20/20/10 scenario, time-compressed, against a real broker: three workers of one
+consumer group with service times 20/20/40 ms per message (capacities 50/50/25 msg/s, 125 in all),
+a topic of 10 partitions, and a producer offering a share of the total capacity. Several runs
+(variants) go side by side, each on its own topic and group; the broker and two cores carry them
+easily at these rates.
+
+A worker serves one message at a time: each message keeps it busy for its service time from when it
+is free (`busy_until`), so its capacity is exact however late `sleep` wakes. Workers store the
+offset of what they finished and commit every 200 ms; lag is what the group's commits show.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kafka_usecase_clients.lagaware import LagAwareProducer, LagCache
+
+SERVICE_MS = (20, 20, 40)
+CAPACITY = sum(1000 / ms for ms in SERVICE_MS)  # 125 msg/s
+BOUNDED_SHARE = 0.02  # bounded lag: total lag's slope over the last 30 s at most 2% of the offered rate
+WINDOW_SECONDS = 30
+
+
+class Worker:
+    def __init__(self, run: "Run", index: int, service_ms: float, static: list[int] | None):
+        self.run, self.name = run, f"worker-{index}"
+        self.service_seconds = service_ms / 1000
+        self.static = static  # the oracle's fixed partitions; None: the group assigns
+        self.owned: set[int] = set()
+        self.processed = 0
+        self.thread = threading.Thread(target=self._loop, name=f"{run.name}-{self.name}", daemon=True)
+
+    def _assigned(self, _, partitions) -> None:
+        if self.run.producing.is_set():
+            self.run.result.hand_offs += len(partitions)
+        self.owned.update(p.partition for p in partitions)
+
+    def _loop(self) -> None:
+        consumer = Consumer({**self.run.config, "group.id": self.run.group, "auto.offset.reset": "earliest",
+                             "enable.auto.commit": True, "auto.commit.interval.ms": 200,
+                             "enable.auto.offset.store": False, "partition.assignment.strategy": "cooperative-sticky",
+                             "log_level": 3})
+        if self.static is not None:
+            consumer.assign([TopicPartition(self.run.topic, p) for p in self.static])
+            self.owned = set(self.static)
+        else:
+            consumer.subscribe([self.run.topic], on_assign=self._assigned,
+                               on_revoke=lambda _, ps: self.owned.difference_update(p.partition for p in ps))
+        busy_until = 0.0
+        while not self.run.stopped.is_set():
+            message = consumer.poll(0.05)
+            if message is None or message.error():
+                continue
+            now = time.monotonic()
+            busy_until = max(now, busy_until) + self.service_seconds
+            if busy_until > now:
+                time.sleep(busy_until - now)
+            self.run.arrived(message)
+            consumer.store_offsets(message)
+            self.processed += 1
+        consumer.close()
+
+
+@dataclass
+class Result:
+    name: str
+    rate: float
+    produced: int
+    consumed: set = field(default_factory=set)
+    lag: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, total lag)
+    spread: list[int] = field(default_factory=list)  # per sample: the largest minus the smallest partition lag
+    arrivals: int = 0  # messages consumed, duplicates included
+    hand_offs: int = 0  # partitions assigned after the group's first assignment
+    admin_requests_per_second: float = 0.0  # the producer's, for lag
+    slowed_at: float | None = None  # seconds since start
+    latencies: list[float] = field(default_factory=list)
+    # After a worker slowed: the share of messages sent to its partitions, its share of the capacity
+    # left, and its share of the partitions (what round robin would send it).
+    sent_share_of_slowed: float | None = None
+    slowed_capacity_share: float | None = None
+    slowed_partition_share: float | None = None
+    error: str | None = None  # what went wrong in the run's producer thread
+
+    def slope(self) -> float:
+        """Least-squares slope (messages/s) of total lag over the last WINDOW_SECONDS."""
+        end = self.lag[-1][0]
+        window = [(t, lag) for t, lag in self.lag if t >= end - WINDOW_SECONDS]
+        mean_t = statistics.fmean(t for t, _ in window)
+        mean_lag = statistics.fmean(lag for _, lag in window)
+        return (sum((t - mean_t) * (lag - mean_lag) for t, lag in window)
+                / sum((t - mean_t) ** 2 for t, _ in window))
+
+    def bounded(self) -> bool:
+        return self.slope() <= BOUNDED_SHARE * self.rate
+
+    def recovery_seconds(self) -> float | None:
+        """After the slowdown, how long until total lag is back within twice its level before
+        (plus 5 messages) for good; None if it never is."""
+        before = [lag for t, lag in self.lag if self.slowed_at - 10 <= t < self.slowed_at]
+        limit = 2 * statistics.fmean(before) + 5
+        after = [(t, lag) for t, lag in self.lag if t >= self.slowed_at]
+        last_above = max((t for t, lag in after if lag > limit), default=self.slowed_at)
+        return None if last_above == after[-1][0] else last_above - self.slowed_at
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def summary(self) -> str:
+        return (f"{self.name}: slope {self.slope():+.2f} msg/s (bound {BOUNDED_SHARE * self.rate:.2f}), final lag "
+                f"{self.lag[-1][1]}, p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
+                f"lost {self.produced - len(self.consumed)}")
+
+
+class Run:
+    """One variant: a topic, a group of three workers, a producer at `load` x CAPACITY msg/s."""
+
+    def __init__(self, kafka, name: str, *, algorithm: str, load: float, static: bool = False,
+                 slow_down: tuple[float, int, float] | None = None, partitions: int = 10, **algorithm_options):
+        """`algorithm`: the producer's (round-robin is the baseline); `static`: the oracle, each
+        worker assigned partitions in proportion to its capacity; `slow_down`: (after seconds,
+        worker, new service ms)."""
+        suffix = uuid.uuid4().hex[:6]
+        self.name, self.topic, self.group = name, f"lagaware-{name}-{suffix}", f"workers-{name}-{suffix}"
+        self.config, self.partitions, self.rate = kafka.client_config(), partitions, load * CAPACITY
+        self.algorithm, self.algorithm_options, self.slow_down = algorithm, algorithm_options, slow_down
+        admin = AdminClient(self.config)
+        admin.create_topics([NewTopic(self.topic, partitions, -1)])[self.topic].result(timeout=60)
+        shares = _weighted_partitions(partitions) if static else [None] * len(SERVICE_MS)
+        self.stopped, self.producing = threading.Event(), threading.Event()
+        self.workers = [Worker(self, i, ms, shares[i]) for i, ms in enumerate(SERVICE_MS)]
+        self.result = Result(name, self.rate, 0)
+        self._lock = threading.Lock()
+
+    def arrived(self, message) -> None:
+        sequence, sent_at = json.loads(message.value())
+        with self._lock:
+            self.result.consumed.add(sequence)
+            self.result.arrivals += 1
+            self.result.latencies.append(time.time() - sent_at)
+
+    def start_workers(self) -> None:
+        for worker in self.workers:
+            worker.thread.start()
+
+    def assigned(self) -> bool:
+        owned = [w.owned for w in self.workers]
+        return all(owned) and set().union(*owned) == set(range(self.partitions))
+
+    def produce(self, seconds: float, started: float) -> None:
+        try:
+            self._produce(seconds, started)
+        except Exception as error:  # noqa: BLE001 - reported by the test, not lost in a thread
+            self.result.error = repr(error)
+            raise
+
+    def _produce(self, seconds: float, started: float) -> None:
+        """Offer `rate` msg/s for `seconds` (keyless); slow a worker down on schedule."""
+        producer = LagAwareProducer(self.config, self.topic, self.group, algorithm=self.algorithm,
+                                    **self.algorithm_options)
+        sent_before_slow_down: Counter | None = None
+        sequence, next_at = 0, time.monotonic()
+        while time.monotonic() - started < seconds:
+            if self.slow_down and sent_before_slow_down is None and time.monotonic() - started >= self.slow_down[0]:
+                self.workers[self.slow_down[1]].service_seconds = self.slow_down[2] / 1000
+                sent_before_slow_down = Counter(producer.sent)
+                self.result.slowed_at = time.monotonic() - started
+            producer.produce(json.dumps([sequence, time.time()]).encode())
+            producer.poll(0)
+            sequence += 1
+            next_at += 1 / self.rate
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        self.result.admin_requests_per_second = producer.lag.admin_requests_per_second()
+        assert producer.close() == 0, f"{self.name}: messages left undelivered"
+        self.result.produced = sequence
+        if sent_before_slow_down is not None:
+            after = Counter(producer.sent)
+            after.subtract(sent_before_slow_down)
+            slowed = self.workers[self.slow_down[1]]
+            self.result.sent_share_of_slowed = sum(after[p] for p in slowed.owned) / sum(after.values())
+            self.result.slowed_capacity_share = (1 / self.slow_down[2]) / sum(
+                1 / (self.slow_down[2] if w is slowed else w.service_seconds * 1000) for w in self.workers)
+            self.result.slowed_partition_share = len(slowed.owned) / self.partitions
+
+    def drain(self, timeout: float) -> None:
+        """Workers at full speed until everything produced was consumed (or the timeout)."""
+        for worker in self.workers:
+            worker.service_seconds = 0.0
+        deadline = time.monotonic() + timeout
+        while len(self.result.consumed) < self.result.produced and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.stopped.set()
+        for worker in self.workers:
+            worker.thread.join(timeout=30)
+
+
+def _weighted_partitions(partitions: int) -> list[list[int]]:
+    """Partitions dealt in proportion to capacity (2:2:1 -> 4, 4, 2 of 10): the static oracle."""
+    weights = [1 / ms for ms in SERVICE_MS]
+    counts = [round(partitions * w / sum(weights)) for w in weights]
+    counts[0] += partitions - sum(counts)
+    out, start = [], 0
+    for count in counts:
+        out.append(list(range(start, start + count)))
+        start += count
+    return out
+
+
+def run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float = 120) -> dict[str, Result]:
+    """Start every run's workers, wait until each group has all its partitions, offer load for
+    `seconds` while sampling each group's total lag every second, then drain and stop."""
+    for run in runs:
+        run.start_workers()
+    deadline = time.monotonic() + 60
+    while not all(run.assigned() for run in runs):
+        assert time.monotonic() < deadline, {run.name: [w.owned for w in run.workers] for run in runs}
+        time.sleep(0.2)
+    started = time.monotonic()
+    for run in runs:
+        run.producing.set()
+    producers = [threading.Thread(target=run.produce, args=(seconds, started), daemon=True) for run in runs]
+    for thread in producers:
+        thread.start()
+    samplers = {run.name: LagCache(run.config, run.topic, run.group) for run in runs}
+    while any(thread.is_alive() for thread in producers):
+        tick = time.monotonic()
+        for run in runs:
+            lags = samplers[run.name].refresh().values()
+            run.result.lag.append((tick - started, sum(lags)))
+            run.result.spread.append(max(lags) - min(lags))
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+    for thread in producers:
+        thread.join()
+    for run in runs:
+        run.drain(drain_timeout)
+    return {run.name: run.result for run in runs}
