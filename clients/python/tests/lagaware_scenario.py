@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafka_usecase_clients.lagaware import LagAwareProducer, LagCache
@@ -83,10 +83,11 @@ class Result:
     admin_requests_per_second: float = 0.0  # the producer's, for lag
     slowed_at: float | None = None  # seconds since start
     latencies: list[float] = field(default_factory=list)
-    # After a worker slowed: the share of messages sent to its partitions, its share of the capacity
-    # left, and its share of the partitions (what round robin would send it).
+    # When a worker slowed: over the last WINDOW_SECONDS, the share of messages sent to its
+    # partitions, the most it can take (its capacity / the offered rate), and its share of the
+    # partitions (what round robin sends it).
     sent_share_of_slowed: float | None = None
-    slowed_capacity_share: float | None = None
+    slowed_most_share: float | None = None
     slowed_partition_share: float | None = None
     error: str | None = None  # what went wrong in the run's producer thread
 
@@ -112,7 +113,7 @@ class Result:
         return None if last_above == after[-1][0] else last_above - self.slowed_at
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
+        ordered = sorted(self.latencies) or [float("nan")]
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def summary(self) -> str:
@@ -135,11 +136,24 @@ class Run:
         self.algorithm, self.algorithm_options, self.slow_down = algorithm, algorithm_options, slow_down
         admin = AdminClient(self.config)
         admin.create_topics([NewTopic(self.topic, partitions, -1)])[self.topic].result(timeout=60)
+        self._wait_for_leaders()
         shares = _weighted_partitions(partitions) if static else [None] * len(SERVICE_MS)
         self.stopped, self.producing = threading.Event(), threading.Event()
         self.workers = [Worker(self, i, ms, shares[i]) for i, ms in enumerate(SERVICE_MS)]
         self.result = Result(name, self.rate, 0)
         self._lock = threading.Lock()
+
+    def _wait_for_leaders(self, timeout: float = 30) -> None:
+        """Until every partition answers ListOffsets (its leader is elected and known)."""
+        lag, deadline = LagCache(self.config, self.topic, self.group), time.monotonic() + timeout
+        while True:
+            try:
+                lag.refresh()
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def arrived(self, message) -> None:
         sequence, sent_at = json.loads(message.value())
@@ -167,13 +181,15 @@ class Run:
         """Offer `rate` msg/s for `seconds` (keyless); slow a worker down on schedule."""
         producer = LagAwareProducer(self.config, self.topic, self.group, algorithm=self.algorithm,
                                     **self.algorithm_options)
-        sent_before_slow_down: Counter | None = None
+        sent_at_window: Counter | None = None  # what was sent before the last WINDOW_SECONDS
         sequence, next_at = 0, time.monotonic()
         while time.monotonic() - started < seconds:
-            if self.slow_down and sent_before_slow_down is None and time.monotonic() - started >= self.slow_down[0]:
+            elapsed = time.monotonic() - started
+            if self.slow_down and self.result.slowed_at is None and elapsed >= self.slow_down[0]:
                 self.workers[self.slow_down[1]].service_seconds = self.slow_down[2] / 1000
-                sent_before_slow_down = Counter(producer.sent)
-                self.result.slowed_at = time.monotonic() - started
+                self.result.slowed_at = elapsed
+            if sent_at_window is None and elapsed >= seconds - WINDOW_SECONDS:
+                sent_at_window = Counter(producer.sent)
             producer.produce(json.dumps([sequence, time.time()]).encode())
             producer.poll(0)
             sequence += 1
@@ -182,13 +198,12 @@ class Run:
         self.result.admin_requests_per_second = producer.lag.admin_requests_per_second()
         assert producer.close() == 0, f"{self.name}: messages left undelivered"
         self.result.produced = sequence
-        if sent_before_slow_down is not None:
+        if self.result.slowed_at is not None and self.result.slowed_at <= seconds - WINDOW_SECONDS:
             after = Counter(producer.sent)
-            after.subtract(sent_before_slow_down)
+            after.subtract(sent_at_window)
             slowed = self.workers[self.slow_down[1]]
             self.result.sent_share_of_slowed = sum(after[p] for p in slowed.owned) / sum(after.values())
-            self.result.slowed_capacity_share = (1 / self.slow_down[2]) / sum(
-                1 / (self.slow_down[2] if w is slowed else w.service_seconds * 1000) for w in self.workers)
+            self.result.slowed_most_share = 1000 / self.slow_down[2] / self.rate
             self.result.slowed_partition_share = len(slowed.owned) / self.partitions
 
     def drain(self, timeout: float) -> None:
@@ -234,7 +249,10 @@ def run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float = 120
     while any(thread.is_alive() for thread in producers):
         tick = time.monotonic()
         for run in runs:
-            lags = samplers[run.name].refresh().values()
+            try:
+                lags = samplers[run.name].refresh().values()
+            except KafkaException:  # a slow answer: this second goes unsampled
+                continue
             run.result.lag.append((tick - started, sum(lags)))
             run.result.spread.append(max(lags) - min(lags))
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))

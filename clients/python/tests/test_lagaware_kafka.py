@@ -13,6 +13,10 @@ from lagaware_scenario import Run, run_side_by_side
 pytestmark = [pytest.mark.kafka]
 LOAD = 0.9
 SECONDS = 60
+# Time-compressed like the scenario: a partition's lag counts from 20 messages, and a tripped one is
+# shut for 1 s (a refresh or two), not the 5 s default meant for real service times, then gets
+# half its share until its lag is normal again.
+OUTLIERS = {"min_lag": 20, "open_seconds": 1.0, "half_open_share": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +25,12 @@ def results(kafka_kraft):
     runs = [Run(kafka_kraft, "round-robin", algorithm="round-robin", load=LOAD),
             Run(kafka_kraft, "static-weighted", algorithm="round-robin", load=LOAD, static=True),
             Run(kafka_kraft, "same-queue-length", algorithm="same-queue-length", load=LOAD),
-            Run(kafka_kraft, "outlier-detection", algorithm="outlier-detection", load=LOAD, min_lag=20),
-            # At 70%, after 20 s a fast worker slows from 20 to 40 ms: 87.5 msg/s offered to the
-            # 100 msg/s of capacity left; an equal share of partitions would now be too much for it.
-            Run(kafka_kraft, "slowed-same-queue-length", algorithm="same-queue-length", load=0.7,
-                slow_down=(20, 0, 40))]
+            Run(kafka_kraft, "outlier-detection", algorithm="outlier-detection", load=LOAD, **OUTLIERS),
+            # At 60% (75 msg/s), after 20 s a fast worker slows from 20 to 60 ms: 91.7 msg/s of
+            # capacity are left, and the slowed worker can take 22% of the messages, not the 30-40%
+            # its partitions would get from round robin.
+            Run(kafka_kraft, "slowed-same-queue-length", algorithm="same-queue-length", load=0.6,
+                slow_down=(20, 0, 60))]
     results = run_side_by_side(runs, SECONDS)
     print("\n" + "\n".join(r.summary() for r in results.values()))
     return results
@@ -44,11 +49,11 @@ def test_lag_aware_producers_keep_lag_bounded_like_the_static_oracle(results):
 def test_a_worker_slowed_mid_run_is_relieved_and_lag_recovers(results):
     slowed = results["slowed-same-queue-length"]
     assert slowed.bounded(), slowed.summary()
-    # After it slowed, its partitions got about its share of the capacity, less than their share
-    # of the partitions (what round robin sends them).
-    shares = (slowed.sent_share_of_slowed, slowed.slowed_capacity_share, slowed.slowed_partition_share)
-    assert slowed.sent_share_of_slowed <= min(slowed.slowed_capacity_share + 0.03,
-                                              slowed.slowed_partition_share - 0.02), shares
+    # Over the last 30 s (from 10 s after it slowed), its partitions got no more than it can take,
+    # well below their share of the partitions (what round robin sends them).
+    shares = (slowed.sent_share_of_slowed, slowed.slowed_most_share, slowed.slowed_partition_share)
+    assert slowed.sent_share_of_slowed <= min(slowed.slowed_most_share + 0.02,
+                                              slowed.slowed_partition_share - 0.05), shares
 
 
 def test_nothing_produced_is_lost(results):
