@@ -39,7 +39,6 @@ log = logging.getLogger("twostep.forwarder")
 ID_HEADER = "twostep.id"
 READ_BYTES = 1024 * 1024
 IDLE_CLOSE_SECONDS = 2.0  # an open segment this quiet is checked for a dead writer
-# Kafka refuses these records for good: set aside (quarantined) rather than retried forever.
 try:  # the hot loop in C, when the package was built with a compiler (see _scan.c)
     from kafka_usecase_clients.twostep._scan import scan as _scan
 except ImportError:
@@ -47,6 +46,7 @@ except ImportError:
 # The frame and fixed body fields at once, the sync marker as an integer (no bytes object per record).
 _FAST_HEAD = struct.Struct(">HIIQQHHi")
 _SYNC = int.from_bytes(SYNC, "big")
+# Kafka refuses these records for good: set aside (quarantined) rather than retried forever.
 REFUSED_FOR_GOOD = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD,
                     KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_MSG_SIZE}
 
