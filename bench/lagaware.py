@@ -79,13 +79,14 @@ def main() -> None:
     for name in VARIANTS:
         held = [load for load in loads if by_load[load][name].bounded()]
         at = reference[name]
+        per_load = ", ".join(f"{load * 100:.0f}%: {by_load[load][name].slope():+.1f} msg/s, "
+                             f"{by_load[load][name].percentile(0.99):.1f} s" for load in loads)
         everything = [r[name] for r in by_load.values()] + ([slowed[name]] if name in slowed else [])
         lost = sum(r.produced - len(r.consumed) for r in everything)
         duplicated = sum(r.arrivals - len(r.consumed) for r in everything)
         print(f"lagaware bench {name} (capacity {CAPACITY:.0f} msg/s, 10 partitions, {args.seconds:.0f} s runs): "
               f"bounded up to {max(held) * 100 if held else 0:.0f}% of capacity "
-              f"(slope, p99 by load: {', '.join(f'{load * 100:.0f}%: {by_load[load][name].slope():+.1f} msg/s, '
-                                               f'{by_load[load][name].percentile(0.99):.1f} s' for load in loads)}) | "
+              f"(slope, p99 by load: {per_load}) | "
               f"at {at.rate / CAPACITY * 100:.0f}%: p50 {at.percentile(0.5) * 1000:.0f} ms, "
               f"p99 {at.percentile(0.99) * 1000:.0f} ms, lag spread {statistics.fmean(at.spread[-30:]):.0f} | "
               f"slowdown: {_slowdown(slowed.get(name))} | "
