@@ -4,8 +4,8 @@
 
 Workers of 50/50/25 msg/s (service times 20/20/40 ms), 10 partitions (clients/python/tests/
 lagaware_scenario.py). For each offered load, every variant runs side by side for --seconds:
-round robin (the baseline), static weighted assignment (the oracle), the lag-aware producer
-with each algorithm, and a share group (Kafka 4.3's queues) as a reference. Then, at 60% load, a fast worker slows from 20 to 60 ms after 20 s.
+round robin (the baseline), static weighted assignment (the oracle), and the lag-aware producer
+with each algorithm. Then, at 60% load, a fast worker slows from 20 to 60 ms after 20 s.
 Prints one line per variant: the highest load it holds with bounded lag (total lag's slope over
 the last 30 s at most 2% of the offered rate), the slope and end-to-end p99 at each load, at 90% the
 p50/p99 and the mean lag spread across partitions; after the slowdown whether lag stayed bounded
@@ -31,9 +31,6 @@ VARIANTS = {  # name: Run options
     "same-queue-length": {"algorithm": "same-queue-length"},
     "outlier-detection": {"algorithm": "outlier-detection", "min_lag": 20, "open_seconds": 1.0,  # time-compressed
                           "half_open_share": 0.5},
-    # A reference: the workers as a share group (KIP-932, GA in Kafka 4.2; confluent-kafka's
-    # ShareConsumer is a preview), fed by round robin. Its lag is what was sent and not yet consumed.
-    "share-group": {"algorithm": "round-robin", "share": True},
 }
 
 

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, ShareConsumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafka_usecase_clients.lagaware import LagAwareProducer, LagCache
@@ -45,8 +45,6 @@ class Worker:
         self.owned.update(p.partition for p in partitions)
 
     def _loop(self) -> None:
-        if self.run.share:
-            return self._share_loop()
         consumer = Consumer({**self.run.config, "group.id": self.run.group, "auto.offset.reset": "earliest",
                              "enable.auto.commit": True, "auto.commit.interval.ms": 200,
                              "enable.auto.offset.store": False, "partition.assignment.strategy": "cooperative-sticky",
@@ -69,26 +67,6 @@ class Worker:
             self.run.arrived(message)
             consumer.store_offsets(message)
             self.processed += 1
-        consumer.close()
-
-    def _share_loop(self) -> None:
-        """A member of a share group (KIP-932): the broker hands records to whichever member asks,
-        so a slow member simply asks less often. Records of a poll are acknowledged by the next."""
-        consumer = ShareConsumer({**self.run.config, "group.id": self.run.group, "max.poll.records": 5,
-                                  "log_level": 3})
-        consumer.subscribe([self.run.topic])
-        self.owned = set(range(self.run.partitions))  # any member may get records of any partition
-        busy_until = 0.0
-        while not self.run.stopped.is_set():
-            for message in consumer.poll(0.05):
-                if message.error():
-                    continue
-                now = time.monotonic()
-                busy_until = max(now, busy_until) + self.service_seconds
-                if busy_until > now:
-                    time.sleep(busy_until - now)
-                self.run.arrived(message)
-                self.processed += 1
         consumer.close()
 
 
@@ -147,16 +125,15 @@ class Result:
 class Run:
     """One variant: a topic, a group of three workers, a producer at `load` x CAPACITY msg/s."""
 
-    def __init__(self, kafka, name: str, *, algorithm: str, load: float, static: bool = False, share: bool = False,
+    def __init__(self, kafka, name: str, *, algorithm: str, load: float, static: bool = False,
                  slow_down: tuple[float, int, float] | None = None, partitions: int = 10, **algorithm_options):
         """`algorithm`: the producer's (round-robin is the baseline); `static`: the oracle, each
-        worker assigned partitions in proportion to its capacity; `share`: the workers are a share
-        group (Kafka 4.2+); `slow_down`: (after seconds, worker, new service ms)."""
+        worker assigned partitions in proportion to its capacity; `slow_down`: (after seconds,
+        worker, new service ms)."""
         suffix = uuid.uuid4().hex[:6]
         self.name, self.topic, self.group = name, f"lagaware-{name}-{suffix}", f"workers-{name}-{suffix}"
         self.config, self.partitions, self.rate = kafka.client_config(), partitions, load * CAPACITY
         self.algorithm, self.algorithm_options, self.slow_down = algorithm, algorithm_options, slow_down
-        self.share, self.sent = share, 0
         admin = AdminClient(self.config)
         admin.create_topics([NewTopic(self.topic, partitions, -1)])[self.topic].result(timeout=60)
         self._wait_for_leaders()
@@ -202,10 +179,8 @@ class Run:
 
     def _produce(self, seconds: float, started: float) -> None:
         """Offer `rate` msg/s for `seconds` (keyless); slow a worker down on schedule."""
-        # A share group has no committed offsets to read lag from: the producer then looks at a
-        # classic group of that name, which has none either.
-        producer = LagAwareProducer(self.config, self.topic, self.group + ("-classic" if self.share else ""),
-                                    algorithm=self.algorithm, **self.algorithm_options)
+        producer = LagAwareProducer(self.config, self.topic, self.group, algorithm=self.algorithm,
+                                    **self.algorithm_options)
         sent_at_window: Counter | None = None  # what was sent before the last WINDOW_SECONDS
         sequence, next_at = 0, time.monotonic()
         while time.monotonic() - started < seconds:
@@ -218,7 +193,6 @@ class Run:
             producer.produce(json.dumps([sequence, time.time()]).encode())
             producer.poll(0)
             sequence += 1
-            self.sent = sequence
             next_at += 1 / self.rate
             time.sleep(max(0.0, next_at - time.monotonic()))
         self.result.admin_requests_per_second = producer.lag.admin_requests_per_second()
@@ -275,8 +249,8 @@ def run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float = 120
     while any(thread.is_alive() for thread in producers):
         tick = time.monotonic()
         for run in runs:
-            try:  # a share group commits no offsets: its lag is what was sent and not yet consumed
-                lags = [run.sent - len(run.result.consumed)] if run.share else samplers[run.name].refresh().values()
+            try:
+                lags = samplers[run.name].refresh().values()
             except KafkaException:  # a slow answer: this second goes unsampled
                 continue
             run.result.lag.append((tick - started, sum(lags)))
