@@ -91,7 +91,7 @@ def main() -> None:
               f"p99 {at.percentile(0.99) * 1000:.0f} ms, lag spread {statistics.fmean(at.spread[-30:]):.0f} | "
               f"slowdown: {_slowdown(slowed.get(name))} | "
               f"hand-offs {sum(r.hand_offs for r in everything)}, lost {lost}, duplicated {duplicated} | "
-              f"admin {at.admin_requests_per_second:.1f} req/s")
+              f"admin {at.admin_requests_per_second:.1f} req/s", flush=True)
 
 
 if __name__ == "__main__":
