@@ -66,6 +66,13 @@ class LagCache:
         committed = self._admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(self.group, partitions)], request_timeout=self.request_timeout)[self.group]
         self.admin_requests += 2
+        # Failures are read with exception(), never raised by result(): a raised exception's
+        # traceback would tie the futures, this frame and so the admin client into a reference
+        # cycle. The garbage collector may then free the client on one of librdkafka's own threads
+        # (it runs Python there, for the futures), and librdkafka aborts the process on that.
+        failed = next((e for e in (f.exception(self.request_timeout) for f in [*ends.values(), committed]) if e), None)
+        if failed is not None:
+            raise KafkaException(failed.args[0] if failed.args else failed)
         end = {tp.partition: future.result().offset for tp, future in ends.items()}
         done = {tp.partition: max(tp.offset, 0) for tp in committed.result().topic_partitions}  # none yet: 0
         lags = {p: max(0, end[p] - done.get(p, 0)) for p in end}
