@@ -4,13 +4,14 @@
 
 Workers of 50/50/25 msg/s (service times 20/20/40 ms), 10 partitions (clients/python/tests/
 lagaware_scenario.py). For each offered load, every variant runs side by side for --seconds:
-round robin (the baseline), static weighted assignment (the oracle), and the lag-aware producer
-with each algorithm. Then, at 60% load, a fast worker slows from 20 to 60 ms after 20 s.
+round robin (the baseline), static weighted assignment (the oracle), the lag-aware producer
+with each algorithm, and the lag-aware consumer (keyed messages, so per-key order is checked). Then, at 60% load, a fast worker slows from 20 to 60 ms after 20 s.
 Prints one line per variant: the highest load it holds with bounded lag (total lag's slope over
 the last 30 s at most 2% of the offered rate), the slope and end-to-end p99 at each load, at 90% the
 p50/p99 and the mean lag spread across partitions; after the slowdown whether lag stayed bounded
 and when it was back to its level before (within twice it, plus 5 messages); hand-offs, losses and
-duplicates, and the admin requests per second spent on lag. ~7 minutes.
+duplicates, and the admin requests per second the producer spends on lag (the consumer's
+coordinator spends as many). ~8 minutes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ VARIANTS = {  # name: Run options
     "same-queue-length": {"algorithm": "same-queue-length"},
     "outlier-detection": {"algorithm": "outlier-detection", "min_lag": 20, "open_seconds": 1.0,  # time-compressed
                           "half_open_share": 0.5},
+    # Keyed messages (200 keys, murmur2) to a group of LagAwareConsumers.
+    "lag-aware-consumer": {"algorithm": "round-robin", "keys": 200, "lag_aware_consumer": {}},
 }
 
 
@@ -49,6 +52,10 @@ class Endpoint:
     def stop(self) -> None:
         if self.started:
             proc.Stack.load(self.plan.name, paths.run_dir()).stop()
+
+
+def options_keyed(name: str) -> bool:
+    return bool(VARIANTS[name].get("keys"))
 
 
 def _slowdown(result: Result | None) -> str:
@@ -84,13 +91,15 @@ def main() -> None:
         everything = [r[name] for r in by_load.values()] + ([slowed[name]] if name in slowed else [])
         lost = sum(r.produced - len(r.consumed) for r in everything)
         duplicated = sum(r.arrivals - len(r.consumed) for r in everything)
+        reordered = sum(len(r.order_violations()) for r in everything)
         print(f"lagaware bench {name} (capacity {CAPACITY:.0f} msg/s, 10 partitions, {args.seconds:.0f} s runs): "
               f"bounded up to {max(held) * 100 if held else 0:.0f}% of capacity "
               f"(slope, p99 by load: {per_load}) | "
               f"at {at.rate / CAPACITY * 100:.0f}%: p50 {at.percentile(0.5) * 1000:.0f} ms, "
               f"p99 {at.percentile(0.99) * 1000:.0f} ms, lag spread {statistics.fmean(at.spread[-30:]):.0f} | "
               f"slowdown: {_slowdown(slowed.get(name))} | "
-              f"hand-offs {sum(r.hand_offs for r in everything)}, lost {lost}, duplicated {duplicated} | "
+              f"hand-offs {sum(r.hand_offs for r in everything)}, lost {lost}, duplicated {duplicated}"
+              f"{f', keys out of order {reordered}' if options_keyed(name) else ''} | "
               f"admin {at.admin_requests_per_second:.1f} req/s", flush=True)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kafka_usecase_clients.lagaware import LagAwareProducer, LagCache
+from kafka_usecase_clients.lagaware import LagAwareConsumer, LagAwareProducer, LagCache
 
 SERVICE_MS = (20, 20, 40)
 CAPACITY = sum(1000 / ms for ms in SERVICE_MS)  # 125 msg/s
@@ -45,7 +45,19 @@ class Worker:
             self.run.result.hand_offs += len(partitions)
         self.owned.update(p.partition for p in partitions)
 
+    def _serve(self, message) -> None:
+        """Keep this worker busy for its service time, then record the message as processed."""
+        now = time.monotonic()
+        self.busy_until = max(now, self.busy_until) + self.service_seconds
+        if self.busy_until > now:
+            time.sleep(self.busy_until - now)
+        self.run.arrived(message)
+        self.processed += 1
+
     def _loop(self) -> None:
+        self.busy_until = 0.0
+        if self.run.lag_aware_consumer:
+            return self._loop_lag_aware()
         consumer = Consumer({**self.run.config, "group.id": self.run.group, "auto.offset.reset": "earliest",
                              "enable.auto.commit": True, "auto.commit.interval.ms": 200,
                              "enable.auto.offset.store": False, "partition.assignment.strategy": "cooperative-sticky",
@@ -56,18 +68,24 @@ class Worker:
         else:
             consumer.subscribe([self.run.topic], on_assign=self._assigned,
                                on_revoke=lambda _, ps: self.owned.difference_update(p.partition for p in ps))
-        busy_until = 0.0
         while not self.run.stopped.is_set():
             message = consumer.poll(0.05)
             if message is None or message.error():
                 continue
-            now = time.monotonic()
-            busy_until = max(now, busy_until) + self.service_seconds
-            if busy_until > now:
-                time.sleep(busy_until - now)
-            self.run.arrived(message)
+            self._serve(message)
             consumer.store_offsets(message)
-            self.processed += 1
+        consumer.close()
+
+    def _loop_lag_aware(self) -> None:
+        consumer = self.consumer = LagAwareConsumer(self.run.config, self.run.topic, self.run.group,
+                                                    name=f"{self.run.name}-{self.name}", **self.run.consumer_options)
+        while not self.run.stopped.is_set():
+            message = consumer.poll(0.05)
+            self.owned = set(consumer.held)
+            if message is None or message.error():
+                continue
+            self._serve(message)
+            consumer.done(message)
         consumer.close()
 
 
@@ -91,6 +109,17 @@ class Result:
     slowed_most_share: float | None = None
     slowed_partition_share: float | None = None
     error: str | None = None  # what went wrong in the run's producer thread
+    order: list[tuple[str, int]] = field(default_factory=list)  # keyed runs: (key, sequence) as processed
+
+    def order_violations(self) -> list[tuple[str, int, int]]:
+        """(key, sequence, the sequence processed before it) wherever a key's sequence did not grow."""
+        last: dict[str, int] = {}
+        violations = []
+        for key, sequence in self.order:
+            if key in last and sequence <= last[key]:
+                violations.append((key, sequence, last[key]))
+            last[key] = sequence
+        return violations
 
     def slope(self) -> float:
         """Least-squares slope (messages/s) of total lag over the last WINDOW_SECONDS."""
@@ -120,21 +149,26 @@ class Result:
     def summary(self) -> str:
         return (f"{self.name}: slope {self.slope():+.2f} msg/s (bound {BOUNDED_SHARE * self.rate:.2f}), final lag "
                 f"{self.lag[-1][1]}, p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
-                f"lost {self.produced - len(self.consumed)}")
+                f"lost {self.produced - len(self.consumed)}, processed twice {self.arrivals - len(self.consumed)}, "
+                f"hand-offs {self.hand_offs}")
 
 
 class Run:
     """One variant: a topic, a group of three workers, a producer at `load` x CAPACITY msg/s."""
 
     def __init__(self, kafka, name: str, *, algorithm: str, load: float, static: bool = False,
-                 slow_down: tuple[float, int, float] | None = None, partitions: int = 10, **algorithm_options):
+                 slow_down: tuple[float, int, float] | None = None, partitions: int = 10,
+                 lag_aware_consumer: dict | None = None, keys: int = 0, **algorithm_options):
         """`algorithm`: the producer's (round-robin is the baseline); `static`: the oracle, each
         worker assigned partitions in proportion to its capacity; `slow_down`: (after seconds,
-        worker, new service ms)."""
+        worker, new service ms); `lag_aware_consumer`: the workers are LagAwareConsumers (these
+        are their options); `keys`: messages are keyed, round robin over this many keys."""
         suffix = uuid.uuid4().hex[:6]
         self.name, self.topic, self.group = name, f"lagaware-{name}-{suffix}", f"workers-{name}-{suffix}"
         self.config, self.partitions, self.rate = kafka.client_config(), partitions, load * CAPACITY
         self.algorithm, self.algorithm_options, self.slow_down = algorithm, algorithm_options, slow_down
+        self.lag_aware_consumer, self.consumer_options = lag_aware_consumer is not None, lag_aware_consumer or {}
+        self.keys = keys
         admin = AdminClient(self.config)
         admin.create_topics([NewTopic(self.topic, partitions, -1)])[self.topic].result(timeout=60)
         self._wait_for_leaders()
@@ -159,6 +193,8 @@ class Run:
     def arrived(self, message) -> None:
         sequence, sent_at = json.loads(message.value())
         with self._lock:
+            if self.keys:
+                self.result.order.append((message.key().decode(), sequence))
             self.result.consumed.add(sequence)
             self.result.arrivals += 1
             self.result.latencies.append(time.time() - sent_at)
@@ -192,7 +228,8 @@ class Run:
                 self.result.slowed_at = elapsed
             if sent_at_window is None and elapsed >= seconds - WINDOW_SECONDS:
                 sent_at_window = Counter(producer.sent)
-            producer.produce(json.dumps([sequence, time.time()]).encode())
+            key = str(sequence % self.keys).encode() if self.keys else None
+            producer.produce(json.dumps([sequence, time.time()]).encode(), key=key)
             producer.poll(0)
             sequence += 1
             next_at += 1 / self.rate
@@ -210,6 +247,8 @@ class Run:
 
     def drain(self, timeout: float) -> None:
         """Workers at full speed until everything produced was consumed (or the timeout)."""
+        if self.lag_aware_consumer:
+            self.result.hand_offs = sum(w.consumer.hand_offs for w in self.workers) - self.initial_hand_offs
         for worker in self.workers:
             worker.service_seconds = 0.0
         deadline = time.monotonic() + timeout
@@ -257,6 +296,8 @@ def _run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float) -> 
     started = time.monotonic()
     for run in runs:
         run.producing.set()
+        if run.lag_aware_consumer:
+            run.initial_hand_offs = sum(w.consumer.hand_offs for w in run.workers)
     producers = [threading.Thread(target=run.produce, args=(seconds, started), daemon=True) for run in runs]
     for thread in producers:
         thread.start()

@@ -28,6 +28,7 @@ class LagCache:
         self.refresh_seconds, self.stale_seconds, self.request_timeout = refresh_seconds, stale_seconds, request_timeout
         self._admin = AdminClient({**admin_config, "log_level": 3})
         self._lags: dict[int, int] | None = None
+        self.ends: dict[int, int] = {}  # log-end offset per partition, at the last refresh
         self._refreshed_at = 0.0  # monotonic
         self._partitions: list[TopicPartition] = []
         self._partitions_at = -METADATA_SECONDS
@@ -76,7 +77,7 @@ class LagCache:
         end = {tp.partition: future.result().offset for tp, future in ends.items()}
         done = {tp.partition: max(tp.offset, 0) for tp in committed.result().topic_partitions}  # none yet: 0
         lags = {p: max(0, end[p] - done.get(p, 0)) for p in end}
-        self._lags, self._refreshed_at = lags, time.monotonic()
+        self._lags, self.ends, self._refreshed_at = lags, end, time.monotonic()
         return lags
 
     def partitions(self) -> list[TopicPartition]:

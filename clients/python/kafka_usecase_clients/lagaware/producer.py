@@ -21,8 +21,12 @@ from kafka_usecase_clients.lagaware.lag import LagCache
 from kafka_usecase_clients.lagaware.partitioning import OutlierDetection, RoundRobin, SameQueueLength, key_partition
 
 ALGORITHMS = {"same-queue-length": SameQueueLength, "outlier-detection": OutlierDetection, "round-robin": RoundRobin}
-# Settings a producer and the admin client that reads lag share: where the cluster is, and how to log in.
+# Settings a client and the admin client that reads lag share: where the cluster is, and how to log in.
 _CONNECTION_PREFIXES = ("bootstrap.servers", "security.protocol", "sasl.", "ssl.", "client.id", "client.dns")
+
+
+def connection_settings(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k.startswith(_CONNECTION_PREFIXES)}
 
 
 class LagAwareProducer:
@@ -34,8 +38,7 @@ class LagAwareProducer:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
         self.topic, self.algorithm = topic, algorithm
-        connection = {k: v for k, v in config.items() if k.startswith(_CONNECTION_PREFIXES)}
-        self.lag = LagCache(connection, topic, group, refresh_seconds=refresh_seconds, stale_seconds=stale_seconds)
+        self.lag = LagCache(connection_settings(config), topic, group, refresh_seconds=refresh_seconds, stale_seconds=stale_seconds)
         self.partitions = len(self.lag.partitions())  # the first metadata fetch: fails loudly if the topic is missing
         self.chooser = ALGORITHMS[algorithm](self.partitions, **algorithm_options)
         self.producer = Producer(config)
