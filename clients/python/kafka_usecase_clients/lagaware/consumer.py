@@ -124,7 +124,10 @@ class LagAwareConsumer:
             self._fence()
         self._apply()
         if now >= self._commit_at:
-            self._commit(self.held, asynchronous=True)
+            try:
+                self._commit(self.held, asynchronous=True)
+            except KafkaException as error:  # the next one covers it; a hand-off commits synchronously
+                log.debug("%s: commit failed: %s", self.member, error)
             self._commit_at = now + self.commit_seconds
         message = self._consumer.poll(timeout)
         if message is None:
@@ -198,8 +201,10 @@ class LagAwareConsumer:
             self._committed.pop(p, None)
 
     def _commit(self, partitions: set[int], *, asynchronous: bool) -> None:
+        """Asynchronous: what changed since the last commit. Synchronous (before a hand-off): all of
+        it, since an asynchronous commit may have failed unseen."""
         offsets = [TopicPartition(self.topic, p, self._done[p]) for p in sorted(partitions)
-                   if p in self._done and self._done[p] != self._committed.get(p)]
+                   if p in self._done and (not asynchronous or self._done[p] != self._committed.get(p))]
         if offsets:
             self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
             self._committed.update((tp.partition, tp.offset) for tp in offsets)
@@ -275,6 +280,7 @@ class LagAwareCoordinator:
         self.active = False
         self.moves = self.elections = 0
         self.utilisation: dict[str, float] = {}  # per member, at the last tick
+        self.group_utilisation = 0.0  # all demand over all capacity
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lagaware-coordinator-{name}", daemon=True)
 
@@ -299,9 +305,10 @@ class LagAwareCoordinator:
                 message = candidate.poll(0.05)
                 if message is not None and not message.error() and self.active:
                     self._read(json.loads(message.value()), message.offset(), message.timestamp()[1])
-                    self._position = message.offset() + 1
-                # Not before the history is read: the epoch must grow past every earlier one.
-                if self.active and self._position >= self._caught_up_at and time.monotonic() >= next_tick:
+                # Not before the history is read: the epoch must grow past every earlier one. (The
+                # position, not the last message: transaction markers take offsets too.)
+                if (self.active and time.monotonic() >= next_tick
+                        and candidate.position([TopicPartition(self.control, 0)])[0].offset >= self._caught_up_at):
                     next_tick = time.monotonic() + self.tick_seconds
                     self._tick()
         except KafkaException as error:  # leave the election to the other candidates
@@ -319,7 +326,6 @@ class LagAwareCoordinator:
         start = candidate.offsets_for_times([since], timeout=10)[0]
         candidate.incremental_assign([TopicPartition(self.control, 0, start.offset if start.offset >= 0 else OFFSET_END)])
         self._caught_up_at = candidate.get_watermark_offsets(TopicPartition(self.control, 0), timeout=10)[1]
-        self._position = start.offset if start.offset >= 0 else self._caught_up_at
         self._producer = Producer({**self._connection, "transactional.id": f"{self.group}.lagaware-coordinator",
                                    "log_level": 3})
         self._producer.init_transactions(30)  # fences the previous coordinator's producer
@@ -395,9 +401,15 @@ class LagAwareCoordinator:
                     self._granted[p] = (o, self._epoch)
             self._published = published
         self.utilisation = {n: round(u, 3) for n, u in utilisation(owners, capacities, demands).items()}
+        measured = serving and all(m.capacity for m in serving.values())  # guesses would warn for nothing
+        overall = sum(demands.values()) / sum(capacities.values()) if measured else 0.0
+        if overall > 1 >= self.group_utilisation:
+            log.warning("%s: group %s is asked for %.0f%% of what its members can do; moving partitions will "
+                        "not help, add members", self.name, self.group, overall * 100)
+        self.group_utilisation = overall
         self._publish({"type": "assignment", "epoch": self._epoch, "owners": {str(p): o for p, o in published.items()},
                        "coordinator": self.name, "capacities": {n: round(c, 1) for n, c in capacities.items()},
-                       "utilisation": self.utilisation})
+                       "utilisation": self.utilisation, "group_utilisation": round(overall, 3)})
 
     def _free_for(self, partition: int, target: str) -> bool:
         """Whether no live member but `target` may hold `partition`: none lists it in its last
