@@ -1,6 +1,6 @@
 """Lag-aware producer vs round robin on the seed's 20/20/10 scenario (1-broker KRaft devstack).
 
-    .venv/bin/python bench/lagaware.py [--loads 0.6,0.8,0.9,0.96] [--seconds 60]
+    .venv/bin/python bench/lagaware.py [--loads 0.6,0.8,0.9,0.96] [--seconds 90]
 
 Workers of 50/50/25 msg/s (service times 20/20/40 ms), 10 partitions (clients/python/tests/
 lagaware_scenario.py). For each offered load, every variant runs side by side for --seconds:
@@ -69,7 +69,7 @@ def _slowdown(result: Result | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--loads", default="0.6,0.8,0.9,0.96")
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=90)  # outlier detection settles after ~60 s
     args = parser.parse_args()
     loads = [float(x) for x in args.loads.split(",")]
     endpoint = Endpoint()

@@ -11,7 +11,6 @@ offset of what they finished and commit every 200 ms; lag is what the group's co
 
 from __future__ import annotations
 
-import gc
 import json
 import statistics
 import threading
@@ -181,14 +180,17 @@ class Run:
     def _wait_for_leaders(self, timeout: float = 30) -> None:
         """Until every partition answers ListOffsets (its leader is elected and known)."""
         lag, deadline = LagCache(self.config, self.topic, self.group), time.monotonic() + timeout
-        while True:
-            try:
-                lag.refresh()
-                return
-            except KafkaException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        try:
+            while True:
+                try:
+                    lag.refresh()
+                    return
+                except KafkaException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        finally:
+            lag.close()
 
     def arrived(self, message) -> None:
         sequence, sent_at = json.loads(message.value())
@@ -274,19 +276,6 @@ def _weighted_partitions(partitions: int) -> list[list[int]]:
 def run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float = 120) -> dict[str, Result]:
     """Start every run's workers, wait until each group has all its partitions, offer load for
     `seconds` while sampling each group's total lag every second, then drain and stop."""
-    # confluent-kafka runs Python on librdkafka's threads (admin futures, callbacks). A garbage
-    # collection there that frees a Kafka client (left in a reference cycle by earlier code) makes
-    # librdkafka abort the process (confluent-kafka-python PR #2129). So: collect here, on this
-    # thread, then not at all until the runs are over.
-    gc.collect()
-    gc.disable()
-    try:
-        return _run_side_by_side(runs, seconds, drain_timeout)
-    finally:
-        gc.enable()
-
-
-def _run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float) -> dict[str, Result]:
     for run in runs:
         run.start_workers()
     deadline = time.monotonic() + 60
@@ -314,6 +303,8 @@ def _run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float) -> 
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
     for thread in producers:
         thread.join()
+    for sampler in samplers.values():
+        sampler.close()
     for run in runs:
         run.drain(drain_timeout)
     return {run.name: run.result for run in runs}

@@ -15,7 +15,10 @@ from lagaware_scenario import Run, run_side_by_side
 # three, while it passed every time run on its own. The cause is not found yet.
 pytestmark = [pytest.mark.kafka]
 LOAD = 0.9
-SECONDS = 60
+# Outlier detection holds lag at about its threshold, and at 90% it takes about a minute to get
+# there: over 60 s runs the last 30 s still show that climb (a simulation of the scenario settles by
+# 75 s; 120 s runs show a slope of +0.05 msg/s). 90 s runs judge where it settles.
+SECONDS = 90
 # Time-compressed like the scenario: a partition's lag counts from 20 messages, and a tripped one is
 # shut for 1 s (a refresh or two), not the 5 s default meant for real service times, then gets
 # half its share until its lag is normal again.
@@ -24,7 +27,7 @@ OUTLIERS = {"min_lag": 20, "open_seconds": 1.0, "half_open_share": 0.5}
 
 @pytest.fixture(scope="module")
 def results(kafka_kraft):
-    """Every variant at once (one minute of load), plus a run whose fast worker slows mid-run."""
+    """Every variant at once (90 s of load), plus a run whose fast worker slows mid-run."""
     runs = [Run(kafka_kraft, "round-robin", algorithm="round-robin", load=LOAD),
             Run(kafka_kraft, "static-weighted", algorithm="round-robin", load=LOAD, static=True),
             Run(kafka_kraft, "same-queue-length", algorithm="same-queue-length", load=LOAD),
@@ -65,7 +68,7 @@ def test_lag_aware_producers_keep_lag_bounded_like_the_static_oracle(results):
 def test_a_worker_slowed_mid_run_is_relieved_and_lag_recovers(results):
     slowed = results["slowed-same-queue-length"]
     assert slowed.bounded(), slowed.summary()
-    # Over the last 30 s (from 10 s after it slowed), its partitions got no more than it can take,
+    # Over the last 30 s (from 40 s after it slowed), its partitions got no more than it can take,
     # well below their share of the partitions (what round robin sends them).
     shares = (slowed.sent_share_of_slowed, slowed.slowed_most_share, slowed.slowed_partition_share)
     assert slowed.sent_share_of_slowed <= min(slowed.slowed_most_share + 0.02,
@@ -95,7 +98,7 @@ def test_nothing_produced_is_lost(results, consumer_results):
 
 @pytest.mark.slow
 def test_the_sweep_same_queue_length_holds_to_96_percent_where_round_robin_gives_out(kafka_kraft):
-    """60, 80 and 96% of capacity (90% is above), each a minute, the variants side by side."""
+    """60, 80 and 96% of capacity (90% is above), 90 s each, the variants side by side."""
     for load in (0.6, 0.8, 0.96):
         results = run_side_by_side([Run(kafka_kraft, "round-robin", algorithm="round-robin", load=load),
                                     Run(kafka_kraft, "same-queue-length", algorithm="same-queue-length", load=load),

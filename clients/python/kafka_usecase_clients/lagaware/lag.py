@@ -2,8 +2,15 @@
 
 Lag = log-end offset (ListOffsets, latest) - the group's committed offset (OffsetFetch). It is as
 fresh as the consumers' commits: a group committing every 200 ms shows lag at most that old, plus
-the refresh interval. Two admin requests per refresh (and the topic's metadata every 30 s),
-whatever the message rate.
+the refresh interval. Two requests per refresh (and the topic's metadata every 30 s), whatever the
+message rate.
+
+Committed offsets are read through a consumer handle of the group, never AdminClient's
+list_consumer_group_offsets: when the group's coordinator answers NOT_COORDINATOR (a group new to
+the cluster, a coordinator moving), librdkafka (2.16 included) then dereferences the consumer-group
+handle an admin client does not have and the process dies of SIGSEGV (librdkafka #5040). A
+consumer's `committed()` retries through its own coordinator lookup. The handle never subscribes,
+so it never joins the group.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 import threading
 import time
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 log = logging.getLogger("lagaware.lag")
@@ -27,6 +34,7 @@ class LagCache:
         self.topic, self.group = topic, group
         self.refresh_seconds, self.stale_seconds, self.request_timeout = refresh_seconds, stale_seconds, request_timeout
         self._admin = AdminClient({**admin_config, "log_level": 3})
+        self._offsets = Consumer({**admin_config, "group.id": group, "enable.auto.commit": False, "log_level": 3})
         self._lags: dict[int, int] | None = None
         self.ends: dict[int, int] = {}  # log-end offset per partition, at the last refresh
         self._refreshed_at = 0.0  # monotonic
@@ -45,7 +53,8 @@ class LagCache:
     def close(self) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout=self.request_timeout + 1)
+            self._thread.join(timeout=2 * self.request_timeout + 1)
+        self._offsets.close()
 
     def lags(self) -> dict[int, int] | None:
         """Lag per partition, or None when there is none fresh enough to act on."""
@@ -64,18 +73,17 @@ class LagCache:
         partitions = self.partitions()
         ends = self._admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions},
                                         request_timeout=self.request_timeout)
-        committed = self._admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(self.group, partitions)], request_timeout=self.request_timeout)[self.group]
+        committed = self._offsets.committed(partitions, timeout=self.request_timeout)  # meanwhile
         self.admin_requests += 2
         # Failures are read with exception(), never raised by result(): a raised exception's
         # traceback would tie the futures, this frame and so the admin client into a reference
         # cycle. The garbage collector may then free the client on one of librdkafka's own threads
         # (it runs Python there, for the futures), and librdkafka aborts the process on that.
-        failed = next((e for e in (f.exception(self.request_timeout) for f in [*ends.values(), committed]) if e), None)
+        failed = next((e for e in (f.exception(self.request_timeout) for f in ends.values()) if e), None)
         if failed is not None:
             raise KafkaException(failed.args[0] if failed.args else failed)
         end = {tp.partition: future.result().offset for tp, future in ends.items()}
-        done = {tp.partition: max(tp.offset, 0) for tp in committed.result().topic_partitions}  # none yet: 0
+        done = {tp.partition: max(tp.offset, 0) for tp in committed}  # none yet: 0
         lags = {p: max(0, end[p] - done.get(p, 0)) for p in end}
         self._lags, self.ends, self._refreshed_at = lags, end, time.monotonic()
         return lags
