@@ -62,7 +62,7 @@ bench-kafka: setup  # topics/users throughput vs batching off (~30 min: includes
 bench-twostep: setup  # 2-step logging: forwarder vs raw producer, send->ack latency, writer cost (~3 min)
 	$(BIN)/python bench/twostep.py
 
-bench-lagaware: setup  # lag-aware producer vs round robin on the 20/20/10 scenario (~7 min)
+bench-lagaware: setup  # lag-aware producer and consumer vs round robin on the 20/20/10 scenario (~12 min)
 	$(BIN)/python bench/lagaware.py
 
 lint: venv

@@ -11,7 +11,7 @@ the last 30 s at most 2% of the offered rate), the slope and end-to-end p99 at e
 p50/p99 and the mean lag spread across partitions; after the slowdown whether lag stayed bounded
 and when it was back to its level before (within twice it, plus 5 messages); hand-offs, losses and
 duplicates, and the admin requests per second the producer spends on lag (the consumer's
-coordinator spends as many). ~8 minutes.
+coordinator spends as many). ~12 minutes.
 """
 
 from __future__ import annotations

@@ -15,10 +15,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+from kafka_usecase_clients.lagaware import LagAwareCoordinator
+from kafka_usecase_clients.lagaware.consumer import control_topic_name
+
+pytestmark = pytest.mark.kafka
 MEMBER = Path(__file__).with_name("lagaware_member.py")
 RATE, KEYS, PARTITIONS, SERVICE_MS = 40, 50, 10, 20
 LEAVE_BOUND = 3.0  # s a partition may go unprocessed after its member leaves with close()
@@ -142,3 +145,26 @@ def _wait_until(condition, timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def test_a_coordinator_replaced_behind_its_back_is_fenced_then_stands_again(kafka_kraft):
+    """A producer that takes the coordinator's transactional id (as a coordinator elected while this
+    one was paused would) fences it: it stops publishing assignments, leaves the election and, the
+    only candidate, is elected again, which in turn fences the usurper."""
+    group = f"fencing-{uuid.uuid4().hex[:6]}"
+    config = kafka_kraft.client_config()
+    AdminClient(config).create_topics([NewTopic(f"{group}-data", 2, -1)])[f"{group}-data"].result(timeout=60)
+    coordinator = LagAwareCoordinator(config, f"{group}-data", group, name="first").start()
+    try:
+        _wait_until(lambda: coordinator.active, 60, "the first election")
+        usurper = Producer({**config, "transactional.id": f"{group}.lagaware-coordinator"})
+        usurper.init_transactions(30)
+        _wait_until(lambda: not coordinator.active, 10, "the coordinator to notice it was fenced")
+        _wait_until(lambda: coordinator.active and coordinator.elections == 2, 60, "the second election")
+        with pytest.raises(KafkaException) as fenced:
+            usurper.begin_transaction()
+            usurper.produce(control_topic_name(group), b"{}")
+            usurper.commit_transaction(30)
+        assert fenced.value.args[0].fatal(), fenced.value
+    finally:
+        coordinator.close()

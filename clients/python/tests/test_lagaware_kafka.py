@@ -1,5 +1,5 @@
-"""The lag-aware producer on the seed's 20/20/10 scenario against a real broker (KRaft): workers of
-50/50/25 msg/s, 10 partitions, the variants side by side (see lagaware_scenario.py).
+"""The lag-aware producer and consumer on the seed's 20/20/10 scenario against a real broker (KRaft):
+workers of 50/50/25 msg/s, 10 partitions, the variants side by side (see lagaware_scenario.py).
 
 Bounded lag: over the last 30 s of a run, the least-squares slope of the group's total lag is at
 most 2% of the offered rate."""
@@ -10,10 +10,7 @@ import pytest
 
 from lagaware_scenario import Run, run_side_by_side
 
-# In `make test-slow` only, for now: after the rest of `make test` in the same process, this
-# module's first run has crashed the interpreter (SIGSEGV inside librdkafka) three times out of
-# three, while it passed every time run on its own. The cause is not found yet.
-pytestmark = [pytest.mark.kafka]
+pytestmark = pytest.mark.kafka
 LOAD = 0.9
 # Outlier detection holds lag at about its threshold, and at 90% it takes about a minute to get
 # there: over 60 s runs the last 30 s still show that climb (a simulation of the scenario settles by

@@ -293,15 +293,26 @@ class LagAwareCoordinator:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ensure_control_topic(self._connection, self.control)
+                self._stand()
+            except KafkaException as error:
+                log.warning("%s: standing for coordinator again after: %s", self.name, error)
+            self._stop.wait(1.0)  # fenced or failed: stand again, as a new candidate
+
+    def _stand(self) -> None:
+        """Be a candidate until closed, fenced, or an error; coordinate while elected."""
         candidate = Consumer({**self._connection, "group.id": f"{self.group}.lagaware-coordinator",
                               "enable.auto.commit": False, "isolation.level": "read_committed",
                               "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000, "log_level": 3,
                               # the coordinator stays where it is when candidates join
                               "partition.assignment.strategy": "cooperative-sticky"})
         candidate.subscribe([self.control], on_assign=self._elected, on_revoke=self._deposed, on_lost=self._deposed)
+        self._fenced = False
         next_tick = 0.0
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._fenced:
                 message = candidate.poll(0.05)
                 if message is not None and not message.error() and self.active:
                     self._read(json.loads(message.value()), message.offset(), message.timestamp()[1])
@@ -311,11 +322,9 @@ class LagAwareCoordinator:
                         and candidate.position([TopicPartition(self.control, 0)])[0].offset >= self._caught_up_at):
                     next_tick = time.monotonic() + self.tick_seconds
                     self._tick()
-        except KafkaException as error:  # leave the election to the other candidates
-            log.warning("%s: stopped standing for coordinator: %s", self.name, error)
         finally:
             self._step_down()
-            candidate.close()
+            candidate.close()  # leaves the group: another candidate is elected at once
 
     def _elected(self, candidate, partitions) -> None:
         """Assigned the control partition: read the last `history_seconds` of it (members and the
@@ -444,6 +453,7 @@ class LagAwareCoordinator:
         except KafkaException as error:
             if error.args[0].fatal() or error.args[0].code() == KafkaError._FENCED:
                 log.warning("%s: fenced by a newer coordinator: %s", self.name, error)
+                self._fenced = True
                 self._step_down()
                 return
             log.warning("%s: publishing the assignment failed: %s", self.name, error)

@@ -185,6 +185,14 @@ class _Chunk:
     topics: list[str] = field(default_factory=list)  # ... and its topic
     corrupt: tuple[int, int, str] | None = None
     refused: list[tuple[Record, str]] = field(default_factory=list)
+    _spans: tuple | None = field(default=None, repr=False)
+
+    def spans(self) -> tuple[list[int], list[tuple[str, int, int, int]]]:
+        """bucket_spans of the events sent, computed once: the delivered counts sent with the batch
+        and the delays recorded when it is confirmed both use them."""
+        if self._spans is None:
+            self._spans = bucket_spans(self.stamps, self.topics)
+        return self._spans
 
 
 class Forwarder:
@@ -402,7 +410,7 @@ class Forwarder:
         delivered: dict[tuple[str, int], int] = {}
         for chunk in chunks:
             if chunk.stamps:
-                for topic, bucket, lo, hi in bucket_spans(chunk.stamps, chunk.topics)[1]:
+                for topic, bucket, lo, hi in chunk.spans()[1]:
                     delivered[(topic, bucket)] = delivered.get((topic, bucket), 0) + hi - lo
         producer = self._audit_producer()
         for (topic, bucket), count in delivered.items():
@@ -473,7 +481,7 @@ class Forwarder:
         for chunk in chunks:
             if not chunk.stamps:
                 continue
-            stamps, spans = bucket_spans(chunk.stamps, chunk.topics)
+            stamps, spans = chunk.spans()
             for topic, bucket, lo, hi in spans:
                 histogram = self._delays.get((topic, bucket)) or self._delays.setdefault((topic, bucket),
                                                                                           audit.DelayHistogram())
