@@ -11,6 +11,7 @@ offset of what they finished and commit every 200 ms; lag is what the group's co
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import threading
@@ -23,6 +24,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafka_usecase_clients.lagaware import LagAwareConsumer, LagAwareProducer, LagCache
+from kafka_usecase_clients.lagaware.partitioning import key_partition
 
 SERVICE_MS = (20, 20, 40)
 CAPACITY = sum(1000 / ms for ms in SERVICE_MS)  # 125 msg/s
@@ -161,13 +163,14 @@ class Run:
         """`algorithm`: the producer's (round-robin is the baseline); `static`: the oracle, each
         worker assigned partitions in proportion to its capacity; `slow_down`: (after seconds,
         worker, new service ms); `lag_aware_consumer`: the workers are LagAwareConsumers (these
-        are their options); `keys`: messages are keyed, round robin over this many keys."""
+        are their options); `keys`: messages are keyed, round robin over this many keys, chosen so
+        that every partition gets the same number."""
         suffix = uuid.uuid4().hex[:6]
         self.name, self.topic, self.group = name, f"lagaware-{name}-{suffix}", f"workers-{name}-{suffix}"
         self.config, self.partitions, self.rate = kafka.client_config(), partitions, load * CAPACITY
         self.algorithm, self.algorithm_options, self.slow_down = algorithm, algorithm_options, slow_down
         self.lag_aware_consumer, self.consumer_options = lag_aware_consumer is not None, lag_aware_consumer or {}
-        self.keys = keys
+        self.keys = _uniform_keys(keys, partitions) if keys else []
         admin = AdminClient(self.config)
         admin.create_topics([NewTopic(self.topic, partitions, -1)])[self.topic].result(timeout=60)
         self._wait_for_leaders()
@@ -230,7 +233,7 @@ class Run:
                 self.result.slowed_at = elapsed
             if sent_at_window is None and elapsed >= seconds - WINDOW_SECONDS:
                 sent_at_window = Counter(producer.sent)
-            key = str(sequence % self.keys).encode() if self.keys else None
+            key = self.keys[sequence % len(self.keys)] if self.keys else None
             producer.produce(json.dumps([sequence, time.time()]).encode(), key=key)
             producer.poll(0)
             sequence += 1
@@ -259,6 +262,20 @@ class Run:
         self.stopped.set()
         for worker in self.workers:
             worker.thread.join(timeout=30)
+
+
+def _uniform_keys(count: int, partitions: int) -> list[bytes]:
+    """`count` keys that murmur2 spreads evenly (count / partitions to each partition), so that a
+    keyed run offers every partition the same rate, as round robin does."""
+    keys, per_partition = [], Counter()
+    for i in itertools.count():
+        key = f"key-{i}".encode()
+        partition = key_partition(key, partitions)
+        if per_partition[partition] < count // partitions:
+            keys.append(key)
+            per_partition[partition] += 1
+            if len(keys) == count // partitions * partitions:
+                return keys
 
 
 def _weighted_partitions(partitions: int) -> list[list[int]]:

@@ -281,6 +281,7 @@ class LagAwareCoordinator:
         self.moves = self.elections = 0
         self.utilisation: dict[str, float] = {}  # per member, at the last tick
         self.group_utilisation = 0.0  # all demand over all capacity
+        self._overload_warned = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lagaware-coordinator-{name}", daemon=True)
 
@@ -305,7 +306,7 @@ class LagAwareCoordinator:
         """Be a candidate until closed, fenced, or an error; coordinate while elected."""
         candidate = Consumer({**self._connection, "group.id": f"{self.group}.lagaware-coordinator",
                               "enable.auto.commit": False, "isolation.level": "read_committed",
-                              "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000, "log_level": 3,
+                              "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "log_level": 3,
                               # the coordinator stays where it is when candidates join
                               "partition.assignment.strategy": "cooperative-sticky"})
         candidate.subscribe([self.control], on_assign=self._elected, on_revoke=self._deposed, on_lost=self._deposed)
@@ -316,10 +317,8 @@ class LagAwareCoordinator:
                 message = candidate.poll(0.05)
                 if message is not None and not message.error() and self.active:
                     self._read(json.loads(message.value()), message.offset(), message.timestamp()[1])
-                # Not before the history is read: the epoch must grow past every earlier one. (The
-                # position, not the last message: transaction markers take offsets too.)
-                if (self.active and time.monotonic() >= next_tick
-                        and candidate.position([TopicPartition(self.control, 0)])[0].offset >= self._caught_up_at):
+                # Not before the history is read: the epoch must grow past every earlier one.
+                if self.active and self._caught_up and time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.tick_seconds
                     self._tick()
         finally:
@@ -327,14 +326,11 @@ class LagAwareCoordinator:
             candidate.close()  # leaves the group: another candidate is elected at once
 
     def _elected(self, candidate, partitions) -> None:
-        """Assigned the control partition: read the last `history_seconds` of it (members and the
-        last assignment), fence any earlier coordinator, and start."""
+        """Assigned the control partition: fence any earlier coordinator, mark the end of the
+        history with a record of our own, then read the last `history_seconds` up to that record
+        (members and the last assignment) before planning."""
         if not partitions:
             return
-        since = TopicPartition(self.control, 0, int((time.time() - self.history_seconds) * 1000))
-        start = candidate.offsets_for_times([since], timeout=10)[0]
-        candidate.incremental_assign([TopicPartition(self.control, 0, start.offset if start.offset >= 0 else OFFSET_END)])
-        self._caught_up_at = candidate.get_watermark_offsets(TopicPartition(self.control, 0), timeout=10)[1]
         self._producer = Producer({**self._connection, "transactional.id": f"{self.group}.lagaware-coordinator",
                                    "log_level": 3})
         self._producer.init_transactions(30)  # fences the previous coordinator's producer
@@ -346,6 +342,13 @@ class LagAwareCoordinator:
         self._rebalance_at = time.monotonic() + self.rebalance_seconds
         self._last_tick: float | None = None
         self.active, self.elections = True, self.elections + 1
+        self._caught_up, self._caught_up_at = False, self._publish({"type": "elected", "coordinator": self.name})
+        if self._caught_up_at is None:
+            self._fenced = True  # stand again
+            return self._step_down()
+        since = TopicPartition(self.control, 0, int((time.time() - self.history_seconds) * 1000))
+        start = candidate.offsets_for_times([since], timeout=10)[0].offset
+        candidate.incremental_assign([TopicPartition(self.control, 0, start if start >= 0 else self._caught_up_at)])
         log.info("%s: coordinating group %s", self.name, self.group)
 
     def _deposed(self, _candidate, partitions) -> None:
@@ -360,6 +363,7 @@ class LagAwareCoordinator:
         log.info("%s: no longer coordinating group %s", self.name, self.group)
 
     def _read(self, record: dict, offset: int, written_ms: int) -> None:
+        self._caught_up = self._caught_up or offset >= self._caught_up_at
         now = time.monotonic()
         if offset < self._caught_up_at:  # history: seen when it was written (wall clocks agree to well under a second)
             now -= max(0.0, time.time() - written_ms / 1000)
@@ -412,9 +416,10 @@ class LagAwareCoordinator:
         self.utilisation = {n: round(u, 3) for n, u in utilisation(owners, capacities, demands).items()}
         measured = serving and all(m.capacity for m in serving.values())  # guesses would warn for nothing
         overall = sum(demands.values()) / sum(capacities.values()) if measured else 0.0
-        if overall > 1 >= self.group_utilisation:
+        if overall > 1 and not self._overload_warned:
             log.warning("%s: group %s is asked for %.0f%% of what its members can do; moving partitions will "
                         "not help, add members", self.name, self.group, overall * 100)
+        self._overload_warned = overall > 1 or (self._overload_warned and overall > 0.9)  # once per episode
         self.group_utilisation = overall
         self._publish({"type": "assignment", "epoch": self._epoch, "owners": {str(p): o for p, o in published.items()},
                        "coordinator": self.name, "capacities": {n: round(c, 1) for n, c in capacities.items()},
@@ -445,20 +450,26 @@ class LagAwareCoordinator:
             return {}
         return {p: max(0, last[p] - first.get(p, last[p])) / (t1 - t0) for p in last}
 
-    def _publish(self, record: dict) -> None:
+    def _publish(self, record: dict) -> int | None:
+        """Write `record` in a transaction of its own; its offset, or None if it failed."""
+        offsets = []
         try:
             self._producer.begin_transaction()
-            self._producer.produce(self.control, json.dumps(record).encode(), key=b"assignment")
+            self._producer.produce(self.control, json.dumps(record).encode(), key=record["type"].encode(),
+                                   on_delivery=lambda error, message: error or offsets.append(message.offset()))
             self._producer.commit_transaction(10)
+            self._producer.poll(0)
+            return offsets[0] if offsets else None
         except KafkaException as error:
             if error.args[0].fatal() or error.args[0].code() == KafkaError._FENCED:
                 log.warning("%s: fenced by a newer coordinator: %s", self.name, error)
                 self._fenced = True
                 self._step_down()
-                return
-            log.warning("%s: publishing the assignment failed: %s", self.name, error)
+                return None
+            log.warning("%s: publishing the %s failed: %s", self.name, record["type"], error)
             if error.args[0].txn_requires_abort():
                 self._producer.abort_transaction(10)
+            return None
 
 
 def _capacity(samples: deque, window: float) -> float | None:
