@@ -157,6 +157,7 @@ class LagAwareConsumer:
         self._thread.join(timeout)
         self._send_heartbeat()
         self._heartbeats.flush(timeout)
+        self._heartbeats = None  # a producer has no close(): released here, not left retrying connections
         if self.coordinator:
             self.coordinator.close()
         self._consumer.close()
@@ -360,6 +361,7 @@ class LagAwareCoordinator:
             return
         self.active = False
         self._lag.close()
+        self._producer = None  # fenced or not, a new election makes a new one
         log.info("%s: no longer coordinating group %s", self.name, self.group)
 
     def _read(self, record: dict, offset: int, written_ms: int) -> None:
