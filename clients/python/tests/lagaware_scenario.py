@@ -103,6 +103,7 @@ class Result:
     admin_requests_per_second: float = 0.0  # the producer's, for lag
     slowed_at: float | None = None  # seconds since start
     latencies: list[float] = field(default_factory=list)
+    sent: list[float] = field(default_factory=list)  # per latency: when its message was sent (unix time)
     # When a worker slowed: over the last WINDOW_SECONDS, the share of messages sent to its
     # partitions, the most it can take (its capacity / the offered rate), and its share of the
     # partitions (what round robin sends it).
@@ -110,6 +111,9 @@ class Result:
     slowed_most_share: float | None = None
     slowed_partition_share: float | None = None
     error: str | None = None  # what went wrong in the run's producer thread
+    window_from: float = 0.0  # unix time: the last WINDOW_SECONDS of the run start here
+    workers: list[str] = field(default_factory=list)  # per worker when the load stopped: processed, partitions
+    lag_errors: int = 0  # the producer's failed lag refreshes
     order: list[tuple[str, int]] = field(default_factory=list)  # keyed runs: (key, sequence) as processed
 
     def order_violations(self) -> list[tuple[str, int, int]]:
@@ -143,15 +147,18 @@ class Result:
         last_above = max((t for t, lag in after if lag > limit), default=self.slowed_at)
         return None if last_above == after[-1][0] else last_above - self.slowed_at
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies) or [float("nan")]
+    def percentile(self, q: float, sent_after: float | None = None) -> float:
+        """Of end-to-end latencies; `sent_after` (unix time): only of messages sent after it."""
+        chosen = self.latencies if sent_after is None else [
+            latency for latency, sent in zip(self.latencies, self.sent) if sent > sent_after]
+        ordered = sorted(chosen) or [float("nan")]
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def summary(self) -> str:
         return (f"{self.name}: slope {self.slope():+.2f} msg/s (bound {BOUNDED_SHARE * self.rate:.2f}), final lag "
                 f"{self.lag[-1][1]}, p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
                 f"lost {self.produced - len(self.consumed)}, processed twice {self.arrivals - len(self.consumed)}, "
-                f"hand-offs {self.hand_offs}")
+                f"hand-offs {self.hand_offs}, lag refreshes failed {self.lag_errors}, workers {'; '.join(self.workers)}")
 
 
 class Run:
@@ -203,6 +210,7 @@ class Run:
             self.result.consumed.add(sequence)
             self.result.arrivals += 1
             self.result.latencies.append(time.time() - sent_at)
+            self.result.sent.append(sent_at)
 
     def start_workers(self) -> None:
         for worker in self.workers:
@@ -240,6 +248,7 @@ class Run:
             next_at += 1 / self.rate
             time.sleep(max(0.0, next_at - time.monotonic()))
         self.result.admin_requests_per_second = producer.lag.admin_requests_per_second()
+        self.result.lag_errors = producer.lag.errors
         assert producer.close() == 0, f"{self.name}: messages left undelivered"
         self.result.produced = sequence
         if self.result.slowed_at is not None and self.result.slowed_at <= seconds - WINDOW_SECONDS:
@@ -301,6 +310,8 @@ def run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float = 120
         time.sleep(0.2)
     started = time.monotonic()
     for run in runs:
+        run.result.window_from = time.time() + seconds - WINDOW_SECONDS  # unix time the last window starts
+    for run in runs:
         run.producing.set()
         if run.lag_aware_consumer:
             run.initial_hand_offs = sum(w.consumer.hand_offs for w in run.workers)
@@ -320,6 +331,8 @@ def run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float = 120
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
     for thread in producers:
         thread.join()
+    for run in runs:
+        run.result.workers = [f"{w.name} {w.processed} msgs, partitions {sorted(w.owned)}" for w in run.workers]
     for sampler in samplers.values():
         sampler.close()
     for run in runs:

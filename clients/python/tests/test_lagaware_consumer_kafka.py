@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kafka_usecase_clients.lagaware import LagAwareCoordinator
+from kafka_usecase_clients.lagaware import LagAwareConsumer, LagAwareCoordinator
 from kafka_usecase_clients.lagaware.consumer import control_topic_name
 
 pytestmark = pytest.mark.kafka
@@ -199,3 +199,37 @@ def test_a_coordinator_replaced_behind_its_back_is_fenced_then_stands_again(kafk
         assert fenced.value.args[0].fatal(), fenced.value
     finally:
         coordinator.close()
+
+
+def test_a_member_whose_application_stops_polling_loses_its_partitions_then_rejoins(kafka_kraft):
+    """As Kafka's max.poll.interval.ms: a member whose application has not called poll() for
+    `max_poll_seconds` stops heartbeating, its partitions go to the other member, and when the
+    application polls again it finds its lease gone, drops what it held and rejoins."""
+    suffix = uuid.uuid4().hex[:6]
+    topic, group = f"lagaware-stuck-{suffix}", f"stuck-{suffix}"
+    config = kafka_kraft.client_config()
+    admin = AdminClient(config)
+    admin.create_topics([NewTopic(topic, 4, -1)])[topic].result(timeout=60)
+    stuck = LagAwareConsumer(config, topic, group, name="stuck", max_poll_seconds=2)
+    other = LagAwareConsumer(config, topic, group, name="other", coordinate=False)
+    try:
+        def poll_both_until(condition, what):
+            deadline = time.monotonic() + 60
+            while not condition():
+                assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                stuck.poll(0.05)
+                other.poll(0.05)
+
+        poll_both_until(lambda: stuck.held and other.held, "both members to hold partitions")
+        before = stuck.member
+        deadline = time.monotonic() + 60
+        while other.held != {0, 1, 2, 3}:  # the stuck application never polls here
+            assert time.monotonic() < deadline, f"the other member holds only {other.held}"
+            other.poll(0.05)
+        stuck.poll(0.05)  # the application is back: its lease ran out, so it let go of everything
+        assert stuck.fences == 1 and stuck.member != before and not stuck.held
+        poll_both_until(lambda: stuck.held, "the stuck member to rejoin and get partitions back")
+        assert not (stuck.held & other.held)
+    finally:
+        other.close()
+        stuck.close()

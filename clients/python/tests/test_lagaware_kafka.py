@@ -94,15 +94,19 @@ def test_nothing_produced_is_lost(results, consumer_results):
 
 
 @pytest.mark.slow
-def test_the_sweep_same_queue_length_holds_to_96_percent_where_round_robin_gives_out(kafka_kraft):
+def test_the_sweep_same_queue_length_and_the_consumer_hold_to_96_percent_where_round_robin_gives_out(kafka_kraft):
     """60, 80 and 96% of capacity (90% is above), 90 s each, the variants side by side."""
     for load in (0.6, 0.8, 0.96):
         results = run_side_by_side([Run(kafka_kraft, "round-robin", algorithm="round-robin", load=load),
                                     Run(kafka_kraft, "same-queue-length", algorithm="same-queue-length", load=load),
                                     Run(kafka_kraft, "outlier-detection", algorithm="outlier-detection", load=load,
-                                        **OUTLIERS)], SECONDS)
+                                        **OUTLIERS),
+                                    Run(kafka_kraft, "lag-aware-consumer", algorithm="round-robin", load=load,
+                                        keys=200, lag_aware_consumer={})], SECONDS)
         print(f"\n{load:.0%}: " + "; ".join(r.summary() for r in results.values()))
         assert results["same-queue-length"].bounded(), results["same-queue-length"].summary()
+        assert results["lag-aware-consumer"].bounded(), results["lag-aware-consumer"].summary()
+        assert results["lag-aware-consumer"].order_violations() == []
         if load >= 0.8:  # beyond round robin's ceiling: the slow worker's partitions get more than it can do
             assert not results["round-robin"].bounded(), results["round-robin"].summary()
         if load <= 0.8:  # outlier detection holds to 90% (above) but not 96%: its shares are coarse

@@ -31,9 +31,10 @@ partitions with `incremental_assign` (never `subscribe`) and follow a coordinato
   own has been acknowledged for `lease_seconds` (3 s), it drops every partition without committing
   and rejoins under a new incarnation id. Messages a dead member processed after its last commit
   (at most `commit_seconds` of work) are delivered again: at-least-once, as with any Kafka group.
-- **Bounds**: a partition is unowned for about one tick after a member leaves with `close()`, and
-  at most `member_timeout` + 2 ticks after one crashes. While no coordinator runs (failover takes
-  a session timeout, 6 s), members keep what they have.
+- **Bounds** on how long a partition is unowned: about a tick after a member leaves with `close()`;
+  `member_timeout` plus a tick after one crashes; about 10 s when the coordinator's own member
+  crashes (a session timeout, 6 s, then the candidates' rebalance). While no coordinator runs,
+  members keep what they have.
 """
 
 from __future__ import annotations
@@ -75,13 +76,16 @@ def ensure_control_topic(connection: dict, topic: str, timeout: float = 30) -> N
 class LagAwareConsumer:
     def __init__(self, config: dict, topic: str, group: str, *, name: str | None = None, coordinate: bool = True,
                  heartbeat_seconds: float = 0.5, lease_seconds: float = 3.0, commit_seconds: float = 0.2,
-                 control_topic: str | None = None, **coordinator_options):
+                 max_poll_seconds: float = 300.0, control_topic: str | None = None, **coordinator_options):
         """`config`: librdkafka consumer settings (no group.id: `group` is the group whose offsets it
         commits); `name`: this member's name in heartbeats (default host-pid); `coordinate`: also
-        stand for election as the group's coordinator (`coordinator_options` go to it)."""
+        stand for election as the group's coordinator (`coordinator_options` go to it);
+        `max_poll_seconds`: as Kafka's max.poll.interval.ms, an application that has not called
+        poll() for this long stops heartbeating, so its partitions go to the others."""
         self.topic, self.group = topic, group
         self.control = control_topic or control_topic_name(group)
         self.heartbeat_seconds, self.lease_seconds, self.commit_seconds = heartbeat_seconds, lease_seconds, commit_seconds
+        self.max_poll_seconds, self._polled_at = max_poll_seconds, time.monotonic()
         connection = connection_settings(config)
         ensure_control_topic(connection, self.control)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
@@ -116,7 +120,7 @@ class LagAwareConsumer:
     def poll(self, timeout: float = 1.0):
         """The next message of a partition this member holds (or an error, or None). Assignment
         changes are applied here, between messages, so a message in progress is finished first."""
-        now = time.monotonic()
+        now = self._polled_at = time.monotonic()
         if self._message_at is not None:
             self.busy_seconds += now - self._message_at
             self._message_at = None
@@ -231,7 +235,8 @@ class LagAwareConsumer:
                 record = json.loads(message.value())
                 if record.get("type") == "assignment" and record["epoch"] >= self._assignment[0]:
                     self._assignment = (record["epoch"], {int(p): m for p, m in record["owners"].items()})
-            if time.monotonic() >= next_heartbeat or self._heartbeat_now.is_set():
+            stuck = time.monotonic() - self._polled_at > self.max_poll_seconds  # then the lease runs out
+            if not stuck and (time.monotonic() >= next_heartbeat or self._heartbeat_now.is_set()):
                 self._heartbeat_now.clear()
                 self._send_heartbeat()
                 next_heartbeat = time.monotonic() + self.heartbeat_seconds
