@@ -21,7 +21,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafka_usecase_clients.lagaware import LagAwareConsumer, LagAwareCoordinator
-from kafka_usecase_clients.lagaware.consumer import control_topic_name
+from kafka_usecase_clients.lagaware.consumer import control_topic_name, ensure_control_topic
 
 pytestmark = pytest.mark.kafka
 MEMBER = Path(__file__).with_name("lagaware_member.py")
@@ -185,6 +185,7 @@ def test_a_coordinator_replaced_behind_its_back_is_fenced_then_stands_again(kafk
     config = kafka_kraft.client_config()
     admin = AdminClient(config)
     admin.create_topics([NewTopic(f"{group}-data", 2, -1)])[f"{group}-data"].result(timeout=60)
+    ensure_control_topic(config, control_topic_name(group))
     coordinator = LagAwareCoordinator(config, f"{group}-data", group, name="first").start()
     try:
         _wait_until(lambda: coordinator.active, 60, "the first election")

@@ -271,7 +271,8 @@ class _Member:
 
 
 class LagAwareCoordinator:
-    """Stands for election; while elected, plans the group's assignment every `tick_seconds`."""
+    """Stands for election; while elected, plans the group's assignment every `tick_seconds`. The
+    control topic must exist (`ensure_control_topic`; each LagAwareConsumer makes sure of it)."""
 
     def __init__(self, config: dict, topic: str, group: str, *, name: str, control_topic: str | None = None,
                  tick_seconds: float = 0.5, member_timeout: float = 6.0, rebalance_seconds: float = 2.0,
@@ -302,7 +303,6 @@ class LagAwareCoordinator:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                ensure_control_topic(self._connection, self.control)
                 self._stand()
             except KafkaException as error:
                 log.warning("%s: standing for coordinator again after: %s", self.name, error)
