@@ -77,7 +77,7 @@ def _slowdown(result: Result | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--loads", default="0.6,0.8,0.9,0.96")
-    parser.add_argument("--seconds", type=float, default=90)  # outlier detection settles after ~60 s
+    parser.add_argument("--seconds", type=float, default=90)  # as the tests: start-up and the slowdown, then 30 s judged
     args = parser.parse_args()
     loads = [float(x) for x in args.loads.split(",")]
     endpoint = Endpoint()

@@ -54,6 +54,22 @@ def test_small_lags_are_never_outliers():
     assert set(chooser.state.values()) == {"closed"}
 
 
+def test_a_slow_worker_stands_out_beside_a_busy_one():
+    """Three workers: one keeping up (lag ~0), one busy but healthy (lag ~15), one slow (lag ~50).
+    Over all partitions the busy worker's lags widen the spread until the slow one's hide in it
+    (median 12, limit ~60); against the partitions keeping up best, the slow ones stand out."""
+    chooser = OutlierDetection(10, min_lag=20)
+    chooser.update({0: 11, 3: 12, 6: 11, 9: 12, 1: 0, 4: 1, 7: 0, 2: 49, 5: 50, 8: 50}, now=0)
+    assert [p for p, state in chooser.state.items() if state == "open"] == [2, 5, 8]
+
+
+def test_most_partitions_lagging_are_still_outliers():
+    """Two workers of three behind (7 of 10 partitions lag): the median is a lagging partition."""
+    chooser = OutlierDetection(10, min_lag=20)
+    chooser.update({1: 0, 4: 2, 7: 1, 0: 60, 3: 62, 6: 58, 9: 61, 2: 140, 5: 150, 8: 145}, now=0)
+    assert {p for p, state in chooser.state.items() if state == "open"} == {0, 2, 3, 5, 6, 8, 9}
+
+
 @pytest.mark.unit
 def test_a_third_of_the_partitions_lagging_are_outliers_too():
     """One slow worker of three owns a third of the partitions: its lags must still stand out."""

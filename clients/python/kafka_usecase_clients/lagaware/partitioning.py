@@ -7,9 +7,11 @@ lag data or it is stale.
 - SameQueueLength: water-filling. Each message goes to the partition with the shortest estimated
   queue (its lag at the last refresh plus what this producer sent there since), so queues tend to
   equal length and a burst spreads instead of herding onto the partition that looked emptiest.
-- OutlierDetection: partitions whose lag is an outlier (above the median + k robust standard
-  deviations, from the median absolute deviation, of all partitions' lags) are tripped like circuit breakers: open (no messages) for `open_seconds`, then half-open (a small
-  share) until their lag is no longer an outlier, then closed (full share) again.
+- OutlierDetection: partitions whose lag is an outlier are tripped like circuit breakers: open (no
+  messages) for `open_seconds`, then half-open (a small share) until their lag is no longer an
+  outlier, then closed (full share) again. An outlier lags the baseline (the median of the
+  least-lagging quarter of the partitions) by more than k robust standard deviations of that
+  quarter (from its median absolute deviation), and by at least `min_lag`.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ class OutlierDetection:
 
     def __init__(self, partitions: int, k: float = 3.0, open_seconds: float = 5.0, half_open_share: float = 0.1,
                  min_lag: int = 100):
-        """`min_lag`: a lag below this is never an outlier (tiny lags make a tiny IQR twitchy)."""
+        """`min_lag`: a lag less than this above the baseline is never an outlier (tiny lags would
+        make a tiny deviation twitchy)."""
         self.partitions, self.k, self.open_seconds = partitions, k, open_seconds
         self.half_open_share, self.min_lag = half_open_share, min_lag
         self.state = {p: self.CLOSED for p in range(partitions)}
@@ -99,15 +102,18 @@ class OutlierDetection:
         self._credit = {p: 0.0 for p in range(partitions)}
 
     def outliers(self, lags: dict[int, int]) -> set[int]:
-        """Lags above median + k * MAD-sigma (and above `min_lag`). The median and the median
-        absolute deviation stay put until half the partitions lag; quartiles (IQR) break down at a
-        quarter, and one slow worker of three owns a third of the partitions."""
-        values = list(lags.values())
+        """Lags above baseline + max(k * sigma, `min_lag`), both from the least-lagging quarter of
+        the partitions (at least 3). Statistics over all partitions break down when many lag:
+        quartiles (IQR) at a quarter, the median at a half, and long before that the partitions of
+        a busy but healthy worker widen the spread until a slow worker's lag no longer stands out.
+        The partitions keeping up best are what "normal" means, however many lag."""
+        values = sorted(lags.values())
         if len(values) < 3:
             return set()
-        median = statistics.median(values)
-        sigma = 1.4826 * statistics.median(abs(v - median) for v in values)
-        limit = max(median + self.k * sigma, self.min_lag)
+        healthy = values[:max(3, len(values) // 4)]
+        baseline = statistics.median(healthy)
+        sigma = 1.4826 * statistics.median(abs(v - baseline) for v in healthy)
+        limit = baseline + max(self.k * sigma, self.min_lag)
         return {p for p, lag in lags.items() if lag > limit}
 
     def update(self, lags: dict[int, int] | None, now: float) -> None:
