@@ -206,6 +206,23 @@ def up(cluster: ClusterPlan, run_root: Path) -> Stack:
     return stack
 
 
+def stop_nodes(stack: Stack, nodes: list[str], grace: float = 10.0, snapshot_timeout: float = 60) -> None:
+    """Stop Kafka nodes for a fault test; `restart` brings each back. In KRaft mode each first writes
+    a metadata snapshot that covers everything so far. A node that restarts without one replays the
+    metadata log from an empty image, and Kafka's ScramDelta.apply then drops every SCRAM-SHA-512
+    credential once any such user was deleted: the node turns every client and broker away for good
+    (seen: a broker stopped 2 s after a test deleted a user, before its first snapshot). Snapshots
+    come every 10 s (server.properties.j2); the controllers' periodic no-op records make sure there
+    is always something new to snapshot."""
+    since = time.time()
+    for node in nodes:
+        metadata = stack.root / node / "data" / "__cluster_metadata-0"
+        if metadata.is_dir():  # KRaft
+            eventually(lambda: any(c.stat().st_mtime > since for c in metadata.glob("*.checkpoint")),
+                       snapshot_timeout, f"{node}'s metadata snapshot before it stops")
+    stack.stop(nodes, grace=grace)
+
+
 def down(mode: str, run_root: Path) -> bool:
     stack = Stack.load(f"kafka-{mode}", run_root)
     if not stack or not stack.running():

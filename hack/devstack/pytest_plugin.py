@@ -31,6 +31,10 @@ class KafkaEndpoint:
     admin_password: str
     stack: proc.Stack = field(compare=False, repr=False)  # to stop and restart nodes in fault tests
 
+    def stop_nodes(self, nodes: list[str], grace: float = 10.0) -> None:
+        """Stop brokers, controllers or ZooKeeper nodes (fault tests); `stack.restart` each after."""
+        kafka.stop_nodes(self.stack, nodes, grace)
+
     def client_config(self, user: str | None = None, password: str | None = None) -> dict:
         return {"bootstrap.servers": self.bootstrap_servers, "security.protocol": "SASL_PLAINTEXT",
                 "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user or self.admin_user,

@@ -48,7 +48,7 @@ def test_acks_all_survives_a_broker_loss_and_the_broker_rejoins(kafka_cluster):
     topic = f"durable-{uuid.uuid4().hex[:8]}"
     probes.create_topic(admin, topic, partitions=3)  # replication factor 3, min.insync.replicas 2
 
-    kafka_cluster.stack.stop(["broker-13"], grace=60)  # a controlled shutdown, not a kill
+    kafka_cluster.stop_nodes(["broker-13"], grace=60)  # a controlled shutdown, not a kill
     try:
         assert produce_acks_all(kafka_cluster, topic) == 20
     finally:  # later tests get their three brokers back, whatever happened here
@@ -61,7 +61,7 @@ def test_metadata_quorum_keeps_working_with_one_node_down(kafka_cluster):
     """One of three ZooKeeper nodes or KRaft controllers down: a majority remains."""
     admin = AdminClient(kafka_cluster.client_config())
     node = "zookeeper-3" if kafka_cluster.mode == "zookeeper" else "controller-3"
-    kafka_cluster.stack.stop([node])
+    kafka_cluster.stop_nodes([node])
     try:
         topic = f"quorum-{uuid.uuid4().hex[:8]}"
         probes.create_topic(admin, topic)  # a metadata write: needs the quorum's majority

@@ -261,7 +261,7 @@ def test_a_topic_applied_before_its_use_case_waits_for_it(env):
 
 def test_a_stopped_broker_means_cluster_not_ready_then_ready(env):
     node = next(n for n in env.kafka.stack.pids if n.startswith("broker"))  # 1 broker: the whole cluster
-    env.kafka.stack.stop([node])
+    env.kafka.stop_nodes([node])
     try:
         topic = {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaTopic", "metadata": {"name": "late"},
                  "spec": {"useCase": {"name": "devstack"}, "topicName": env.t("late")}}

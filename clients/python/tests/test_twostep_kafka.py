@@ -147,7 +147,7 @@ def test_a_broker_down_for_30_seconds_never_blocks_writers_and_the_backlog_drain
                     time.sleep(0.05)  # ~2,000 events/s
 
         send_for(3)
-        kafka_kraft.stack.stop(brokers)
+        kafka_kraft.stop_nodes(brokers)
         try:
             send_for(30)
             metrics = pipeline.metrics()
