@@ -5,7 +5,8 @@
 Workers of 50/50/25 msg/s (service times 20/20/40 ms), 10 partitions (clients/python/tests/
 lagaware_scenario.py). For each offered load, every variant runs side by side for --seconds:
 round robin (the baseline), static weighted assignment (the oracle), the lag-aware producer with
-each algorithm, and the lag-aware consumer (keyed messages, so per-key order is checked). Then, at
+each algorithm, the lag-aware consumer (keyed messages, so per-key order is checked), and a share
+group as a reference (--variants picks some). Then, at
 60% load, a fast worker slows from 20 to 60 ms after 20 s.
 
 Prints one line per variant: the highest load it holds with bounded lag (total lag's slope over
@@ -37,6 +38,9 @@ VARIANTS = {  # name: Run options
                           "half_open_share": 0.5},
     # Keyed messages (200 keys, murmur2) to a group of LagAwareConsumers.
     "lag-aware-consumer": {"algorithm": "round-robin", "keys": 200, "lag_aware_consumer": {}},
+    # The reference: a share group (KIP-932, Kafka 4.2+; confluent-kafka's ShareConsumer is a preview),
+    # each worker taking one record at a time from any partition. No order per key.
+    "share-group": {"algorithm": "round-robin", "share_group": True},
 }
 
 
@@ -77,21 +81,23 @@ def _slowdown(result: Result | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--loads", default="0.6,0.8,0.9,0.96")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seconds", type=float, default=90)  # as the tests: start-up and the slowdown, then 30 s judged
     args = parser.parse_args()
     loads = [float(x) for x in args.loads.split(",")]
+    variants = {name: VARIANTS[name] for name in args.variants.split(",")}
     endpoint = Endpoint()
     try:
         by_load: dict[float, dict[str, Result]] = {}
         for load in loads:
             by_load[load] = run_side_by_side([Run(endpoint, name, load=load, **options)
-                                              for name, options in VARIANTS.items()], args.seconds)
+                                              for name, options in variants.items()], args.seconds)
         slowed = run_side_by_side([Run(endpoint, name, load=0.6, slow_down=(20, 0, 60), **options)
-                                   for name, options in VARIANTS.items() if not options.get("static")], args.seconds)
+                                   for name, options in variants.items() if not options.get("static")], args.seconds)
     finally:
         endpoint.stop()
     reference = by_load.get(0.9) or by_load[max(loads)]
-    for name in VARIANTS:
+    for name in variants:
         held = [load for load in loads if by_load[load][name].bounded()]
         at = reference[name]
         per_load = ", ".join(f"{load * 100:.0f}%: {by_load[load][name].slope():+.1f} msg/s, "

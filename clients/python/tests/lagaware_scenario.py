@@ -20,8 +20,8 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaException, Producer, ShareConsumer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from kafka_usecase_clients.lagaware import LagAwareConsumer, LagAwareProducer, LagCache
 from kafka_usecase_clients.lagaware.partitioning import key_partition
@@ -59,6 +59,8 @@ class Worker:
         self.busy_until = 0.0
         if self.run.lag_aware_consumer:
             return self._loop_lag_aware()
+        if self.run.share_group:
+            return self._loop_share_group()
         consumer = Consumer({**self.run.config, "group.id": self.run.group, "auto.offset.reset": "earliest",
                              "enable.auto.commit": True, "auto.commit.interval.ms": 200,
                              "enable.auto.offset.store": False, "partition.assignment.strategy": "cooperative-sticky",
@@ -75,6 +77,19 @@ class Worker:
                 continue
             self._serve(message)
             consumer.store_offsets(message)
+        consumer.close()
+
+    def _loop_share_group(self) -> None:
+        """A member of a share group (KIP-932): no partitions of its own, it takes a record at a time
+        from any partition when it is free; records are acknowledged at its next poll."""
+        consumer = ShareConsumer({**self.run.config, "group.id": self.run.group, "max.poll.records": 1,
+                                  "log_level": 3})
+        consumer.subscribe([self.run.topic])
+        self.owned = set(range(self.run.partitions))
+        while not self.run.stopped.is_set():
+            for message in consumer.poll(0.05):
+                if not message.error():
+                    self._serve(message)
         consumer.close()
 
     def _loop_lag_aware(self) -> None:
@@ -172,17 +187,20 @@ class Run:
 
     def __init__(self, kafka, name: str, *, algorithm: str, load: float, static: bool = False,
                  slow_down: tuple[float, int, float] | None = None, partitions: int = 10,
-                 lag_aware_consumer: dict | None = None, keys: int = 0, **algorithm_options):
+                 lag_aware_consumer: dict | None = None, keys: int = 0, share_group: bool = False,
+                 **algorithm_options):
         """`algorithm`: the producer's (round-robin is the baseline); `static`: the oracle, each
         worker assigned partitions in proportion to its capacity; `slow_down`: (after seconds,
         worker, new service ms); `lag_aware_consumer`: the workers are LagAwareConsumers (these
-        are their options); `keys`: messages are keyed, round robin over this many keys, chosen so
-        that every partition gets the same number."""
+        are their options); `share_group`: the workers are a share group (KIP-932, the reference;
+        its lag is what was produced minus what was processed); `keys`: messages are keyed, round
+        robin over this many keys, chosen so that every partition gets the same number."""
         suffix = uuid.uuid4().hex[:6]
         self.name, self.topic, self.group = name, f"lagaware-{name}-{suffix}", f"workers-{name}-{suffix}"
         self.config, self.partitions, self.rate = kafka.client_config(), partitions, load * CAPACITY
         self.algorithm, self.algorithm_options, self.slow_down = algorithm, algorithm_options, slow_down
         self.lag_aware_consumer, self.consumer_options = lag_aware_consumer is not None, lag_aware_consumer or {}
+        self.share_group = share_group
         self.keys = _uniform_keys(keys, partitions) if keys else []
         admin = AdminClient(self.config)
         # One replica: the scenario measures how the clients balance, which replication does not
@@ -191,6 +209,10 @@ class Run:
         # of its capacity. Leaders are still spread over every broker of the devstack.
         admin.create_topics([NewTopic(self.topic, partitions, 1)])[self.topic].result(timeout=60)
         self._wait_for_leaders()
+        if share_group:  # a share group starts at the latest offset by default: it would skip the first messages
+            resource = ConfigResource(ConfigResource.Type.GROUP, self.group, incremental_configs=[
+                ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+            admin.incremental_alter_configs([resource])[resource].result(timeout=30)
         shares = _weighted_partitions(partitions) if static else [None] * len(SERVICE_MS)
         self.stopped, self.producing = threading.Event(), threading.Event()
         self.workers = [Worker(self, i, ms, shares[i]) for i, ms in enumerate(SERVICE_MS)]
@@ -348,6 +370,8 @@ def run_side_by_side(runs: list[Run], seconds: float, drain_timeout: float = 120
                 lags = samplers[run.name].refresh().values()
             except KafkaException:  # a slow answer: this second goes unsampled
                 continue
+            if run.share_group:  # no committed offsets: what was produced minus what was processed
+                lags = [sum(samplers[run.name].ends.values()) - len(run.result.consumed)]
             run.result.lag.append((tick - started, sum(lags)))
             run.result.spread.append(max(lags) - min(lags))
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
