@@ -287,7 +287,7 @@ class LagAwareCoordinator:
         self.active = False
         self.moves = self.elections = 0
         self.utilisation: dict[str, float] = {}  # per member, at the last tick
-        self.group_utilisation = 0.0  # all demand over all capacity
+        self.group_utilisation = 0.0  # the arrival rate over all capacity
         self._overload_warned = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lagaware-coordinator-{name}", daemon=True)
@@ -406,7 +406,8 @@ class LagAwareCoordinator:
         owners = {p: (self._owners.get(p) if self._owners.get(p) in serving else None) for p in partitions}
         capacities = _capacities(serving)
         self._ends.append((now, dict(self._lag.ends)))
-        demands = demand(self._rates(), self._lag.lags() or {}, self.drain_seconds)
+        rates = self._rates()
+        demands = demand(rates, self._lag.lags() or {}, self.drain_seconds)
         if capacities and (None in owners.values() or now >= self._rebalance_at):
             self._rebalance_at = now + self.rebalance_seconds
             for move in plan(owners, capacities, demands, max_moves=self.max_moves, tolerance=self.tolerance):
@@ -422,7 +423,9 @@ class LagAwareCoordinator:
             self._published = published
         self.utilisation = {n: round(u, 3) for n, u in utilisation(owners, capacities, demands).items()}
         measured = serving and all(m.capacity for m in serving.values())  # guesses would warn for nothing
-        overall = sum(demands.values()) / sum(capacities.values()) if measured else 0.0
+        # Arrivals only: a backlog drains by itself (demand adds it), and at 96% a moment's lag made
+        # demand 104%, a warning to add members the group did not need.
+        overall = sum(rates.values()) / sum(capacities.values()) if measured else 0.0
         if overall > 1 and not self._overload_warned:
             log.warning("%s: group %s is asked for %.0f%% of what its members can do; moving partitions will "
                         "not help, add members", self.name, self.group, overall * 100)
