@@ -82,7 +82,7 @@ class Worker:
     def _loop_share_group(self) -> None:
         """A member of a share group (KIP-932): no partitions of its own, it takes a record at a time
         from any partition when it is free; records are acknowledged at its next poll."""
-        consumer = ShareConsumer({**self.run.config, "group.id": self.run.group, "max.poll.records": 1,
+        consumer = ShareConsumer({**self.run.config, "group.id": self.run.group, "max.poll.records": 5,
                                   "log_level": 3})
         consumer.subscribe([self.run.topic])
         self.owned = set(range(self.run.partitions))
