@@ -80,8 +80,9 @@ class Worker:
         consumer.close()
 
     def _loop_share_group(self) -> None:
-        """A member of a share group (KIP-932): no partitions of its own, it takes a record at a time
-        from any partition when it is free; records are acknowledged at its next poll."""
+        """A member of a share group (KIP-932): up to 5 records per poll from whatever the group
+        gives it, acknowledged at its next poll. (Kafka 4.3 gave each of 10 partitions to one of 3
+        members, so `owned` is what a share group may give, not what it did.)"""
         consumer = ShareConsumer({**self.run.config, "group.id": self.run.group, "max.poll.records": 5,
                                   "log_level": 3})
         consumer.subscribe([self.run.topic])
