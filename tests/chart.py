@@ -38,7 +38,7 @@ def service_account_kubeconfig(kube_cluster, service_account: str, path: Path) -
     token = kube_cluster.kubectl("create", "token", service_account, "-n", OPERATOR_NAMESPACE,
                                  "--duration=2h").strip()
     user = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{service_account}"
-    ca = kube_cluster.kubeconfig.parent / "pki" / "apiserver.crt"
+    ca = kube_cluster.kubeconfig.parent / "pki" / "ca.crt"
     path.write_text(kube.kubeconfig(kube_cluster.server, ca, token, user=user))
     path.chmod(0o600)
     who = json.loads(subprocess.run(

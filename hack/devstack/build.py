@@ -19,7 +19,8 @@ from devstack.errors import DevstackError
 from devstack.proc import require_tool
 
 _tidied: set[str] = set()  # wrapper modules resolved in this process
-KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
+PAUSE_IMAGE = "localhost/kafka-usecase-operator/pause:" + versions.KUBERNETES
 KWOK_STAGES = ("kustomize/stage/node/fast", "kustomize/stage/node/heartbeat-with-lease", "kustomize/stage/pod/fast")
 
 
@@ -34,6 +35,11 @@ def build_all(kafka: bool = True, kube: bool = True) -> None:
     if kube:
         steps += [("etcd", build_etcd), ("kwok", build_kwok), ("helm", build_helm)]
         steps += [(name, lambda progress, name=name: build_kube(name, progress)) for name in KUBE_BINARIES]
+        steps += [("coredns", build_coredns), ("pause", build_pause)]
+    if kafka and kube:
+        from devstack import images  # images need both: Kafka's jars, and pause from the kube step
+
+        steps.append(("images", images.build_images))
     for index, (what, step) in enumerate(steps, 1):
         step(progress=f"[{index}/{len(steps)}] {what}")
 
@@ -66,6 +72,26 @@ def build_etcd(progress: str = "") -> None:
 
 def build_kube(binary: str, progress: str = "") -> None:
     _go_build_in_wrapper("kube", f"k8s.io/kubernetes/cmd/{binary}", binary, progress, _kube_version_flags())
+
+
+def build_coredns(progress: str = "") -> None:
+    """CoreDNS with the plugins cluster DNS needs (hack/coredns): the devstack's real nodes' DNS."""
+    _go_build_in_wrapper("coredns", ".", "coredns", progress)
+
+
+def build_pause(progress: str = "") -> None:
+    """Kubernetes' own pause.c (from the k8s.io/kubernetes module), linked statically: every pod
+    sandbox's first process, in an image of its own (images/pause)."""
+    target = paths.bin_dir() / "pause"
+    if target.exists():
+        return
+    source = Path(_go_env("GOMODCACHE")) / f"k8s.io/kubernetes@{versions.KUBERNETES}/build/pause/linux/pause.c"
+    if not source.exists():
+        _run_with_heartbeat([_go(), "mod", "download", f"k8s.io/kubernetes@{versions.KUBERNETES}"],
+                            f"{progress} downloading pause.c", cwd=paths.cache_dir())
+    gcc = require_tool("gcc", "install a C compiler (apt-get install gcc libc6-dev)")
+    _run_with_heartbeat([gcc, "-Os", "-static", "-DVERSION=" + versions.KUBERNETES, "-o", str(target), str(source)],
+                        f"{progress} compiling pause", cwd=paths.cache_dir())
 
 
 def _kube_version_flags() -> str:
@@ -101,7 +127,7 @@ def build_helm(progress: str = "") -> None:
 
 
 def kube_ready() -> bool:
-    names = ("etcd", "kwok", "helm") + KUBE_BINARIES
+    names = ("etcd", "kwok", "helm", "coredns", "pause") + KUBE_BINARIES
     return all((paths.bin_dir() / n).exists() for n in names) and paths.kwok_stages_file().exists() and \
         all(_built_with(paths.bin_dir() / n) == _kube_version_flags() for n in KUBE_BINARIES)
 

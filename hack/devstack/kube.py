@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jinja2
 
-from devstack import build, paths
+from devstack import build, nodes, paths
 from devstack.errors import DevstackError
 from devstack.proc import Stack, eventually, require_free_ports, require_tool, run
 
@@ -29,7 +29,8 @@ HOST = "127.0.0.1"
 ETCD_PORT, ETCD_PEER_PORT = 23790, 23800
 APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT = 16443, 10257, 10259
 KWOK_PORT = 10247
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"  # never overlaps kwok (10.0.0.0/24), pods (10.244.0.0/16) or the resolver
+KUBERNETES_SERVICE_IP = "10.96.0.1"
 POOLS = {"metadata": 3, "broker": 3, "general": 2}
 ADMIN_USER = "admin"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -102,8 +103,10 @@ def up(run_root: Path) -> Stack:
     if stack.root.exists():
         shutil.rmtree(stack.root)
     (stack.root / "pki").mkdir(parents=True)
-    files = _write_credentials(stack.root)
+    host_ip = nodes.host_ip()
+    files = _write_credentials(stack.root, host_ip)
     stack.config = {"kubeconfig": str(files["kubeconfig"]), "server": f"https://{HOST}:{APISERVER_PORT}",
+                    "host_ip": host_ip,
                     "audit_log": str(stack.root / "logs" / "audit.log")}
     stack.save()
     try:
@@ -150,24 +153,47 @@ def kubectl(stack: Stack, *args: str, input: str | None = None, timeout: float =
                f"kubectl {' '.join(args[:2])}", input=input, timeout=timeout)
 
 
-def _write_credentials(root: Path) -> dict[str, Path]:
+def _write_credentials(root: Path, host_ip: str) -> dict[str, Path]:
+    """A CA of the stack's own; the API server's serving certificate (valid for 127.0.0.1, this
+    machine's address and the `kubernetes` Service's names and IP, so pods can verify it) and the
+    client certificate it shows kubelets, both signed by it."""
     pki = root / "pki"
-    files = {"cert": pki / "apiserver.crt", "key": pki / "apiserver.key", "sa_key": pki / "sa.key",
+    files = {"ca": pki / "ca.crt", "ca_key": pki / "ca.key", "cert": pki / "apiserver.crt",
+             "key": pki / "apiserver.key", "kubelet_client": pki / "apiserver-kubelet-client.crt",
+             "kubelet_client_key": pki / "apiserver-kubelet-client.key", "sa_key": pki / "sa.key",
              "sa_pub": pki / "sa.pub", "tokens": pki / "tokens.csv", "kubeconfig": root / "kubeconfig",
              "audit_policy": pki / "audit-policy.yaml"}
-    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", "/CN=devstack-apiserver",
-         "-addext", f"subjectAltName=IP:{HOST},DNS:localhost,DNS:kubernetes.default.svc",
-         "-keyout", str(files["key"]), "-out", str(files["cert"])], "creating the API server's certificate")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", "/CN=devstack-ca",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+         "-keyout", str(files["ca_key"]), "-out", str(files["ca"])], "creating the devstack CA")
+    names = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+             "localhost"]
+    sans = ",".join([f"IP:{HOST}", f"IP:{host_ip}", f"IP:{KUBERNETES_SERVICE_IP}"] + [f"DNS:{n}" for n in names])
+    _sign(pki, "apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}\nextendedKeyUsage=serverAuth")
+    _sign(pki, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client",
+          "extendedKeyUsage=clientAuth")
     run(["openssl", "genrsa", "-out", str(files["sa_key"]), "2048"], "creating the service-account signing key")
     run(["openssl", "rsa", "-in", str(files["sa_key"]), "-pubout", "-out", str(files["sa_pub"])],
         "deriving the service-account public key")
     token = secrets.token_urlsafe(32)
     files["tokens"].write_text(f"{token},{ADMIN_USER},admin-uid,system:masters\n")
-    files["kubeconfig"].write_text(kubeconfig(f"https://{HOST}:{APISERVER_PORT}", files["cert"], token))
+    files["kubeconfig"].write_text(kubeconfig(f"https://{HOST}:{APISERVER_PORT}", files["ca"], token))
     shutil.copy(Path(__file__).parent / "templates" / "audit-policy.yaml", files["audit_policy"])
-    for path in files.values():
+    for path in pki.iterdir():
         path.chmod(0o600)
+    files["kubeconfig"].chmod(0o600)
     return files
+
+
+def _sign(pki: Path, name: str, subject: str, extensions: str) -> None:
+    key, csr, cert, ext = (pki / f"{name}.{suffix}" for suffix in ("key", "csr", "crt", "ext"))
+    ext.write_text(extensions + "\n")
+    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key), "-out", str(csr)],
+        f"creating the {name} key")
+    run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
+         "-CAcreateserial", "-days", "365", "-extfile", str(ext), "-out", str(cert)], f"signing the {name} certificate")
+    csr.unlink()
+    ext.unlink()
 
 
 def _steps(stack: Stack, files: dict[str, Path]):
@@ -184,20 +210,23 @@ def _steps(stack: Stack, files: dict[str, Path]):
         f"--initial-cluster=default=http://{HOST}:{ETCD_PEER_PORT}", "--unsafe-no-fsync", "--log-level=warn",
     ]), lambda: _http_ok(f"{etcd_url}/health")
     yield "kube-apiserver", lambda: stack.start("kube-apiserver", [
-        binary("kube-apiserver"), f"--etcd-servers={etcd_url}", f"--bind-address={HOST}",
-        f"--advertise-address={HOST}", f"--secure-port={APISERVER_PORT}",
+        # All addresses: pods reach it on this machine's address, through the `kubernetes` Service.
+        binary("kube-apiserver"), f"--etcd-servers={etcd_url}", "--bind-address=0.0.0.0",
+        f"--advertise-address={stack.config['host_ip']}", f"--secure-port={APISERVER_PORT}",
+        f"--client-ca-file={files['ca']}", f"--kubelet-client-certificate={files['kubelet_client']}",
+        f"--kubelet-client-key={files['kubelet_client_key']}", "--kubelet-preferred-address-types=InternalIP,Hostname",
         f"--tls-cert-file={files['cert']}", f"--tls-private-key-file={files['key']}", f"--token-auth-file={files['tokens']}",
         "--authorization-mode=Node,RBAC", f"--service-account-key-file={files['sa_pub']}",
         f"--service-account-signing-key-file={files['sa_key']}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-cluster-ip-range={SERVICE_CIDR}", "--disable-admission-plugins=ServiceAccount",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
         f"--audit-policy-file={files['audit_policy']}", f"--audit-log-path={logs / 'audit.log'}",
         "--audit-log-maxsize=200", "--audit-log-maxbackup=1", "--audit-log-mode=batch",
         "--audit-log-batch-max-wait=1s", "--profiling=false", "--v=1",
     ]), lambda: _http_ok(f"https://{HOST}:{APISERVER_PORT}/readyz", token)
     yield "kube-controller-manager", lambda: stack.start("kube-controller-manager", [
         binary("kube-controller-manager"), *kubeconfig_flags, f"--secure-port={CONTROLLER_MANAGER_PORT}",
-        f"--service-account-private-key-file={files['sa_key']}", f"--root-ca-file={files['cert']}",
+        f"--service-account-private-key-file={files['sa_key']}", f"--root-ca-file={files['ca']}",
         "--controllers=*", "--leader-elect=false", "--use-service-account-credentials=false", "--v=1",
         "--enable-hostpath-provisioner=true",  # PersistentVolumes for the default StorageClass
     ]), lambda: _http_ok(f"https://{HOST}:{CONTROLLER_MANAGER_PORT}/healthz")

@@ -1,7 +1,7 @@
 """Pinned versions of every real component (see shared STACK.md for why each was chosen)."""
 
-KAFKA_KRAFT = "4.3.1"  # newest 4.x whose kafka-tools-api resolves from Maven Central
-KAFKA_ZOOKEEPER = "3.9.2"  # last line with ZooKeeper mode; brings ZooKeeper 3.8.4
+from kafka_usecase_operator.render.images import KAFKA_KRAFT, KAFKA_ZOOKEEPER  # pinned once, for both
+
 KAFKA_VERSIONS = (KAFKA_ZOOKEEPER, KAFKA_KRAFT)
 
 KUBERNETES = "v1.36.3"  # k8s.io/kubernetes; its staging modules are published as v0.36.3

@@ -6,6 +6,8 @@ import os
 
 from pydantic import BaseModel, Field
 
+from kafka_usecase_operator.render import images
+
 ENV_PREFIX = "KUO_"
 
 
@@ -44,6 +46,17 @@ class OperatorSettings(BaseModel):
     pod_name: str = ""
     """This process's name in the Lease, made unique per process (KUO_POD_NAME; default: the host name)."""
 
+    image_registry: str = images.DEFAULT_REGISTRY
+    """Registry and path of the project's Kafka image, `<registry>/kafka:<version>` (KUO_IMAGE_REGISTRY)."""
+    image_pull_policy: str = "IfNotPresent"
+    """Pull policy of the use cases' pods (KUO_IMAGE_PULL_POLICY)."""
+    image_pull_secrets: list[str] = []
+    """Secrets the use cases' pods pull with, in each use case's namespace (KUO_IMAGE_PULL_SECRETS, comma-separated)."""
+
+    @property
+    def images(self) -> images.ImageSettings:
+        return images.ImageSettings(self.image_registry, self.image_pull_policy, tuple(self.image_pull_secrets))
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> OperatorSettings:
         environ = os.environ if environ is None else environ
@@ -52,5 +65,6 @@ class OperatorSettings(BaseModel):
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue
-            values[name] = [n.strip() for n in raw.split(",") if n.strip()] if name == "namespaces" else raw
+            values[name] = [n.strip() for n in raw.split(",") if n.strip()] \
+                if name in ("namespaces", "image_pull_secrets") else raw
         return cls.model_validate(values)

@@ -142,9 +142,45 @@ def test_images_follow_the_version_unless_overridden():
     def image(sts):
         return sts["spec"]["template"]["spec"]["containers"][0]["image"]
 
-    assert image(zookeeper_mode["analytics-kafka"]) == "apache/kafka:3.9.2"
-    assert image(zookeeper_mode["analytics-zookeeper"]) == "zookeeper:3.8.4"
+    assert image(zookeeper_mode["analytics-kafka"]) == "ghcr.io/kafka-usecase/kafka:3.9.2"
+    assert image(zookeeper_mode["analytics-zookeeper"]) == "ghcr.io/kafka-usecase/kafka:3.9.2"  # ZooKeeper 3.8 inside
     assert image(overridden["uc-kafka"]) == "registry.local/kafka:4.3.1-patched"
+
+
+def test_registry_pull_policy_and_secrets_come_from_the_operator_settings():
+    from kafka_usecase_operator.render.images import ImageSettings
+    from kafka_usecase_operator.render.model import cluster_model
+
+    base = example("realtime/usecase.yaml")
+    c = cluster_model(base.name, base.namespace, base.spec, ImageSettings("registry.example/kuo", "Always", ("regcred",)))
+    pod = by_kind(cluster.build(c, OWNER, OPERATOR), "StatefulSet")[c.broker_set]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == f"registry.example/kuo/kafka:{c.version}"
+    assert pod["containers"][0]["imagePullPolicy"] == "Always"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_heap_follows_the_memory_limit_capped_or_the_override():
+    from kafka_usecase_operator.api.usecase import Resources
+    from kafka_usecase_operator.render.model import heap_options
+
+    assert heap_options(None, Resources(limits={"memory": "2Gi"}), 1024) == "-Xms1024m -Xmx1024m"
+    assert heap_options(None, Resources(requests={"memory": "1500M"}), 1024) == "-Xms715m -Xmx715m"
+    assert heap_options(None, Resources(limits={"memory": "64Gi"}), 1024) == "-Xms6144m -Xmx6144m"
+    assert heap_options(None, None, 512) == "-Xms512m -Xmx512m"
+    assert heap_options("768Mi", Resources(limits={"memory": "2Gi"}), 1024) == "-Xms768m -Xmx768m"
+
+
+def test_data_lives_below_the_volume_root_and_no_secret_is_on_a_command_line():
+    c = example("realtime/usecase.yaml")
+    maps = {m["metadata"]["name"]: m["data"] for m in cluster.config_maps(c)}
+    broker = maps[f"{c.broker_set}-config"]
+    assert "log.dirs=/var/lib/kafka/data/kafka-log\n" in broker["server.properties"]
+    script = broker["start.sh"]
+    assert "sed " not in script and "--add-scram" in script
+    # the only lines that mention a password write it into files, with bash builtins
+    for line in script.splitlines():
+        if "PASSWORD}" in line and not line.lstrip().startswith("#"):
+            assert line.lstrip().startswith(("config=", "printf", "--add-scram", '--add-config')), line
 
 
 def test_profiles_document_is_generated_from_the_table():

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from kafka_usecase_operator.render import images
 from kafka_usecase_operator.api.common import (DNS_SUBDOMAIN, READY_COLUMNS, ConfigMap, Kind,
                                                Model, PrinterColumn, Rule, Status)
 
@@ -19,7 +20,7 @@ OPERATOR_OWNED_KEYS = (
 )
 OPERATOR_OWNED_PREFIXES = ("controller.quorum.", "sasl.", "security.", "listener.name.", "ssl.", "zookeeper.ssl.",
                            "zookeeper.set.acl")
-DEFAULT_KAFKA_VERSION = {"kraft": "4.3.1", "zookeeper": "3.9.2"}
+DEFAULT_KAFKA_VERSION = {"kraft": images.KAFKA_KRAFT, "zookeeper": images.KAFKA_ZOOKEEPER}
 
 
 def _owned(key: str) -> bool:
@@ -39,13 +40,18 @@ class Resources(Model):
     limits: Annotated[dict[str, Quantity], Field(max_length=8)] = {}
 
 
+SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
+Size = Annotated[str, Field(pattern=SIZE_PATTERN, max_length=32)]
+
+
 class Storage(Model):
-    size: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$", max_length=32)] = "10Gi"
+    size: Size = "10Gi"
     """Size of each node's PersistentVolumeClaim."""
     storage_class: Annotated[str | None, Field(max_length=253)] = None
     """StorageClass of the claims; the cluster default when unset."""
     delete_claim: bool = False
-    """Delete the claims when the KafkaUseCase is deleted (default: keep the data)."""
+    """Delete the claims when the KafkaUseCase is deleted (default: keep the data, and the
+    credentials it needs, so a use case re-created with the same name finds both again)."""
 
 
 class Toleration(Model):
@@ -80,6 +86,9 @@ class KafkaSpec(Model):
     """Number of brokers."""
     resources: Resources | None = None
     """CPU and memory of each broker."""
+    heap: Size | None = None
+    """Java heap of each broker, e.g. `768Mi`. Default: half the memory limit (or request), at
+    most 6Gi; 1Gi without either."""
     storage: Storage = Storage()
     """Each broker's PersistentVolumeClaim."""
     config: ConfigMap = {}
@@ -95,6 +104,9 @@ class QuorumSpec(Model):
     """Number of nodes: 1, 3, 5 or 7 (a quorum needs a majority)."""
     resources: Resources | None = None
     """CPU and memory of each node."""
+    heap: Size | None = None
+    """Java heap of each node, e.g. `256Mi`. Default: half the memory limit (or request), at
+    most 6Gi; 512Mi without either."""
     storage: Storage = Storage(size="5Gi")
     """Each node's PersistentVolumeClaim."""
     placement: Placement = Placement()
@@ -109,7 +121,7 @@ class ZooKeeperSpec(QuorumSpec):
     """The use case's own ZooKeeper ensemble (ZooKeeper mode only)."""
 
     image: Annotated[str | None, Field(max_length=512)] = None
-    """Container image override (default: the official zookeeper 3.8 image)."""
+    """Container image override (default: the project's Kafka 3.9 image, which holds ZooKeeper 3.8)."""
 
 
 class ControllersSpec(QuorumSpec):

@@ -35,7 +35,7 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
     if spec.external:
         _check_external(body, namespace, spec, status, patch, memo)
         return
-    c = cluster_model(name, namespace, spec)
+    c = cluster_model(name, namespace, spec, memo.settings.images)
     refusal = refuse_change(c, _running_quorum(memo.kube, c), (status or {}).get("kafkaVersion"),
                             _largest_topic_replication(memo.kube, name, namespace, memo.settings.namespaces))
     if refusal:
@@ -76,7 +76,7 @@ def _refresh_status(owner: dict, memo: kopf.Memo) -> bool:
     if any(c.get("type") == "Ready" and c.get("reason") in (*REFUSALS, Reason.INVALID_SPEC)
            for c in status.get("conditions", [])):
         return True  # a refused change stays reported until the user fixes it
-    c = cluster_model(owner["metadata"]["name"], namespace, spec)
+    c = cluster_model(owner["metadata"]["name"], namespace, spec, memo.settings.images)
     new = _in_cluster_status(memo.kube, c, status, status["observedGeneration"], status.get("clusterId"))
     return new == {k: status.get(k) for k in new} or memo.kube.patch_status(owner, new)
 
@@ -152,11 +152,15 @@ def _largest_topic_replication(kube, use_case: str, namespace: str, watched: lis
 
 def _ensure_secrets(kube, c: ClusterModel, owner: cluster.Owner) -> str | None:
     """The admin (and KRaft controller) credentials and the KRaft cluster id: generated once and
-    kept, so a lost status or a restarted operator never changes them. Returns the cluster id."""
-    kube.create_if_absent(cluster.credentials_secret(c, c.admin_secret, owner, {
+    kept, so a lost status or a restarted operator never changes them. Returns the cluster id.
+    They live as long as the data that holds them: while a volume is kept when the use case is
+    deleted (storage.deleteClaim false), so are they, and a re-created use case finds both."""
+    data_kept = not all(component.storage.delete_claim for component in cluster.components(c))
+    secret_owner = None if data_kept else owner
+    kube.create_if_absent(cluster.credentials_secret(c, c.admin_secret, secret_owner, {
         "username": "admin", "password": secrets.token_urlsafe(32)}))
     if c.mode != "kraft":
         return None
-    controller = kube.create_if_absent(cluster.credentials_secret(c, c.controller_secret, owner, {
+    controller = kube.create_if_absent(cluster.credentials_secret(c, c.controller_secret, secret_owner, {
         "username": "controller", "password": secrets.token_urlsafe(32), "cluster-id": new_cluster_id()}))
     return base64.b64decode(controller["data"]["cluster-id"]).decode()

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka_usecase_operator.api.usecase import Placement, Resources, Storage
-from kafka_usecase_operator.render import config, images
-from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel
+from kafka_usecase_operator.render import config
+from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel, heap_options
 
 GROUP = "kafka.usecase.dev"
 USE_CASE_LABEL = f"{GROUP}/use-case"
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 MANAGED_BY = "kafka-usecase-operator"
-KAFKA_UID = 1000  # the apache/kafka image's appuser; the zookeeper image runs as uid 1000 too
+KAFKA_UID = 1000  # the kafka user of the project's image (images/kafka/Dockerfile)
+# Long enough for a controlled shutdown (leadership moved off, logs flushed) of a busy broker.
+GRACE_SECONDS = {"broker": 120, "controller": 60, "zookeeper": 30}
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Component:
     storage: Storage
     resources: Resources | None
     placement: Placement
+    heap: str | None = None
     node_id_offset: int = 0
 
 
@@ -66,23 +69,24 @@ def components(c: ClusterModel) -> tuple[Component, Component]:
     """(brokers, quorum)."""
     kafka = c.spec.kafka
     brokers = Component(
-        "broker", c.broker_set, c.broker_headless, c.brokers, images.kafka_image(c.version, kafka and kafka.image),
+        "broker", c.broker_set, c.broker_headless, c.brokers, c.images.kafka(c.version, kafka and kafka.image),
         {"client": c.ports.client, "internal": c.ports.internal}, "server.properties",
         kafka.storage if kafka else Storage(), kafka.resources if kafka else None,
-        kafka.placement if kafka else Placement())
+        kafka.placement if kafka else Placement(), kafka.heap if kafka else None)
     if c.mode == "zookeeper":
         zk = c.spec.zookeeper
         quorum = Component(
-            "zookeeper", c.quorum_set, c.quorum_headless, c.quorum_size, images.zookeeper_image(zk and zk.image),
+            "zookeeper", c.quorum_set, c.quorum_headless, c.quorum_size, c.images.zookeeper(zk and zk.image),
             {"client": c.ports.zookeeper, "peer": 2888, "election": 3888}, "zoo.cfg",
-            zk.storage if zk else Storage(size="5Gi"), zk.resources if zk else None, zk.placement if zk else Placement())
+            zk.storage if zk else Storage(size="5Gi"), zk.resources if zk else None, zk.placement if zk else Placement(),
+            zk.heap if zk else None)
     else:
         ctl = c.spec.controllers
         quorum = Component(
-            "controller", c.quorum_set, c.quorum_headless, c.quorum_size, images.kafka_image(c.version, kafka and kafka.image),
+            "controller", c.quorum_set, c.quorum_headless, c.quorum_size, c.images.kafka(c.version, kafka and kafka.image),
             {"controller": c.ports.controller}, "controller.properties",
             ctl.storage if ctl else Storage(size="5Gi"), ctl.resources if ctl else None,
-            ctl.placement if ctl else Placement(), node_id_offset=CONTROLLER_ID_OFFSET)
+            ctl.placement if ctl else Placement(), ctl.heap if ctl else None, node_id_offset=CONTROLLER_ID_OFFSET)
     return brokers, quorum
 
 
@@ -101,17 +105,17 @@ def selector(c: ClusterModel, component: str) -> dict[str, str]:
 
 def config_maps(c: ClusterModel) -> list[dict]:
     brokers, quorum = components(c)
-    log4j1 = c.version.startswith("3.")
-    broker_data = {
-        "server.properties": config.broker_properties(c),
-        "start.sh": _start_script(c, brokers, log4j1),
-        "log4j.properties": config.log4j_properties(),
-    }
+    log4j1 = c.version.startswith("3.")  # Kafka 4 logs through log4j2 only
+    logging = {"log4j.properties": config.log4j_properties()} if log4j1 else \
+        {"log4j2.properties": config.log4j2_properties()}
+    broker_data = {"server.properties": config.broker_properties(c), "start.sh": _start_script(c, brokers, log4j1),
+                   **logging}
     if c.mode == "zookeeper":
-        quorum_data = {"zoo.cfg": config.zoo_cfg(c), "start.sh": config.zookeeper_start_script(c)}
+        quorum_data = {"zoo.cfg": config.zoo_cfg(c), "start.sh": config.zookeeper_start_script(c),
+                       "log4j.properties": config.log4j_properties()}
     else:
         quorum_data = {"controller.properties": config.controller_properties(c),
-                       "start.sh": _start_script(c, quorum, log4j1), "log4j.properties": config.log4j_properties()}
+                       "start.sh": _start_script(c, quorum, log4j1), **logging}
     return [_config_map(c, brokers, broker_data), _config_map(c, quorum, quorum_data)]
 
 
@@ -133,11 +137,13 @@ def build(c: ClusterModel, owner: Owner, operator: OperatorIdentity, cluster_id:
     return objects
 
 
-def credentials_secret(c: ClusterModel, name: str, owner: Owner, data: dict[str, str]) -> dict:
-    """A generated credentials Secret; the operator creates it once and never overwrites it."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {**_meta(c, name), "namespace": c.namespace, "ownerReferences": [owner.reference()]},
-            "stringData": data}
+def credentials_secret(c: ClusterModel, name: str, owner: Owner | None, data: dict[str, str]) -> dict:
+    """A generated credentials Secret; the operator creates it once and never overwrites it.
+    Without an owner it outlives the use case (kept beside kept volumes)."""
+    metadata = {**_meta(c, name), "namespace": c.namespace}
+    if owner:
+        metadata["ownerReferences"] = [owner.reference()]
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata, "stringData": data}
 
 
 def network_policies(c: ClusterModel, operator: OperatorIdentity) -> list[dict]:
@@ -212,20 +218,27 @@ def _statefulset(c: ClusterModel, component: Component, config_map: dict, cluste
             "replicas": component.replicas,
             "podManagementPolicy": "Parallel",  # a quorum needs its members up together
             "updateStrategy": {"type": "RollingUpdate"},
+            # The claims go with the use case only when asked (storage.deleteClaim); a scale-down keeps them.
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Delete" if component.storage.delete_claim else "Retain", "whenScaled": "Retain"},
             "selector": {"matchLabels": selector(c, component.name)},
             "template": {
                 "metadata": {"labels": pod_labels,
                              "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map)}},
                 "spec": {
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": KAFKA_UID, "fsGroup": KAFKA_UID},
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": KAFKA_UID, "runAsGroup": KAFKA_UID,
+                                        "fsGroup": KAFKA_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "terminationGracePeriodSeconds": GRACE_SECONDS[component.name],
+                    "imagePullSecrets": [{"name": name} for name in c.images.pull_secrets],
                     "nodeSelector": dict(component.placement.node_selector),
                     "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in component.placement.tolerations],
                     "affinity": _affinity(c, component),
                     "containers": [_container(c, component, cluster_id)],
                     "volumes": [
                         {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}},
-                        {"name": "run", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
+                        # The filled-in configuration holds passwords: memory only, never the node's disk.
+                        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
                     ],
                 },
             },
@@ -236,32 +249,54 @@ def _statefulset(c: ClusterModel, component: Component, config_map: dict, cluste
 
 def _container(c: ClusterModel, component: Component, cluster_id: str) -> dict:
     zookeeper = component.name == "zookeeper"
-    data_dir = c.zookeeper_data_dir if zookeeper else c.data_dir
     env = [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-           # Logs go to stdout; the images' default log directories sit on the read-only root.
-           {"name": "ZOO_LOG_DIR" if zookeeper else "LOG_DIR", "value": "/tmp/logs"}]
+           {"name": "KAFKA_HEAP_OPTS", "value": heap_options(component.heap, component.resources,
+                                                              default_mi=512 if component.name != "broker" else 1024)},
+           {"name": "KAFKA_JVM_OPTS", "value": "-XX:+ExitOnOutOfMemoryError -XX:-UsePerfData"}]
     if not zookeeper:
         env.append(_secret_env("ADMIN_PASSWORD", c.admin_secret, "password"))
         if c.mode == "kraft":
             env += [_secret_env("CONTROLLER_PASSWORD", c.controller_secret, "password"),
                     {"name": "CLUSTER_ID", "value": cluster_id}]
-    probe_port = next(iter(component.ports.values()))
     container = {
         "name": component.name,
         "image": component.image,
+        "imagePullPolicy": c.images.pull_policy,
         "command": ["/bin/bash", "/config/start.sh"],
         "env": env,
         "ports": [{"name": name, "containerPort": port} for name, port in component.ports.items()],
-        "readinessProbe": {"tcpSocket": {"port": probe_port}, "periodSeconds": 10},
-        "livenessProbe": {"tcpSocket": {"port": probe_port}, "initialDelaySeconds": 60, "periodSeconds": 20},
+        **_probes(c, component),
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "data", "mountPath": data_dir}, {"name": "config", "mountPath": "/config"},
+        "volumeMounts": [{"name": "data", "mountPath": c.zookeeper_mount if zookeeper else c.data_mount},
+                         {"name": "config", "mountPath": "/config"},
                          {"name": "run", "mountPath": "/run/kafka"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
     if component.resources:
         container["resources"] = component.resources.model_dump(by_alias=True, exclude_defaults=True)
     return container
+
+
+# What "ready" means. A broker: its lifecycle reached STARTED (KRaft: registered, caught up with
+# the metadata, unfenced, logs recovered; ZooKeeper mode: registered, logs recovered), which the
+# log4j templates copy into a marker file; the client port alone opens before log recovery is
+# done. ZooKeeper: it answers `ruok`. A KRaft controller: its listener accepts.
+BROKER_STARTED = {"kraft": "Transition from STARTING to STARTED", "zookeeper": "] started"}
+_RUOK = 'exec 3<>/dev/tcp/127.0.0.1/{port} && printf ruok >&3 && [ "$(timeout 3 head -c 4 <&3)" = imok ]'
+
+
+def _probes(c: ClusterModel, component: Component) -> dict:
+    port = next(iter(component.ports.values()))
+    if component.name == "broker":
+        ready = {"exec": {"command": ["grep", "-qF", BROKER_STARTED[c.mode], config.STATE_FILE]}}
+    elif component.name == "zookeeper":
+        ready = {"exec": {"command": ["bash", "-c", _RUOK.format(port=port)]}}
+    else:
+        ready = {"tcpSocket": {"port": port}}
+    # The startup probe allows an hour of log recovery before liveness may restart the pod.
+    return {"startupProbe": {**ready, "periodSeconds": 5, "failureThreshold": 720, "timeoutSeconds": 5},
+            "readinessProbe": {**ready, "periodSeconds": 10, "timeoutSeconds": 5},
+            "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 20, "failureThreshold": 3}}
 
 
 def _secret_env(name: str, secret: str, key: str) -> dict:

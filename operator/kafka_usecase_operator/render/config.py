@@ -29,8 +29,15 @@ def zoo_cfg(cluster: ClusterModel) -> str:
     return _templates.get_template("zoo.cfg.j2").render(c=cluster)
 
 
+STATE_FILE = "/run/kafka/server-state.log"  # readiness reads it: see the log4j templates
+
+
 def log4j_properties() -> str:
-    return _templates.get_template("log4j.properties.j2").render()
+    return _templates.get_template("log4j.properties.j2").render(state_file=STATE_FILE)
+
+
+def log4j2_properties() -> str:
+    return _templates.get_template("log4j2.properties.j2").render(state_file=STATE_FILE)
 
 
 def kafka_start_script(cluster: ClusterModel, role: str, node_id_offset: int, headless: str, config_file: str,
@@ -46,7 +53,7 @@ def zookeeper_start_script(cluster: ClusterModel) -> str:
 
 def fill_placeholders(text: str, node_id: int, pod_host: str, admin_password: str,
                       controller_password: str = "") -> str:
-    """What a pod's start script does to its ConfigMap's template (with sed), in Python: used to
+    """What a pod's start script does to its ConfigMap's template (in bash), in Python: used to
     show that the rendered configuration boots."""
     values = {"@NODE_ID@": str(node_id), "@POD_HOST@": pod_host, "@ADMIN_PASSWORD@": admin_password,
               "@CONTROLLER_PASSWORD@": controller_password}

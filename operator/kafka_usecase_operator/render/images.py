@@ -1,13 +1,28 @@
-"""The one place that maps versions to container images; `spec.kafka.image` /
-`spec.zookeeper.image` override it per use case."""
+"""The one place that pins Kafka versions and maps them to the project's images.
 
-KAFKA_IMAGE = "apache/kafka"  # brokers and KRaft controllers, 3.9.x and 4.x
-ZOOKEEPER_IMAGE = "zookeeper:3.8.4"  # the official image; Kafka 3.9 ships the 3.8 client
+The images are built from the repository's Dockerfiles (images/kafka, and the operator's own at
+the top); ZooKeeper runs from the 3.9 line's Kafka image, which ships ZooKeeper 3.8.4's jars.
+The registry, pull policy and pull secrets come from the operator's settings (the chart's
+`images` values); `spec.kafka.image` / `spec.zookeeper.image` override the image per use case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KAFKA_KRAFT = "4.3.1"  # newest 4.x whose kafka-tools-api resolves from Maven Central
+KAFKA_ZOOKEEPER = "3.9.2"  # the last line with ZooKeeper mode; brings ZooKeeper 3.8.4
+DEFAULT_REGISTRY = "ghcr.io/kafka-usecase"
 
 
-def kafka_image(version: str, override: str | None = None) -> str:
-    return override or f"{KAFKA_IMAGE}:{version}"
+@dataclass(frozen=True)
+class ImageSettings:
+    registry: str = DEFAULT_REGISTRY
+    pull_policy: str = "IfNotPresent"
+    pull_secrets: tuple[str, ...] = ()
 
+    def kafka(self, version: str, override: str | None = None) -> str:
+        return override or f"{self.registry}/kafka:{version}"
 
-def zookeeper_image(override: str | None = None) -> str:
-    return override or ZOOKEEPER_IMAGE
+    def zookeeper(self, override: str | None = None) -> str:
+        return override or self.kafka(KAFKA_ZOOKEEPER)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kafka_usecase_operator.api.usecase import DEFAULT_KAFKA_VERSION, KafkaUseCaseSpec
 from kafka_usecase_operator.render import profiles
+from kafka_usecase_operator.render.images import ImageSettings
 
 CONTROLLER_ID_OFFSET = 1000  # KRaft node ids: brokers 0..N-1, controllers 1000.. (never collide)
 
@@ -35,8 +36,20 @@ class ClusterModel:
     namespace: str
     spec: KafkaUseCaseSpec
     ports: Ports = Ports()
-    data_dir: str = "/var/lib/kafka/data"
-    zookeeper_data_dir: str = "/data"
+    images: ImageSettings = ImageSettings()
+    data_mount: str = "/var/lib/kafka/data"
+    zookeeper_mount: str = "/var/lib/zookeeper"
+
+    # --- storage -------------------------------------------------------------------------------
+    # Data lives one level below the volume's root: the root of an ext4 volume holds lost+found,
+    # which Kafka takes for a corrupt log directory and refuses to start.
+    @property
+    def data_dir(self) -> str:
+        return f"{self.data_mount}/kafka-log"
+
+    @property
+    def zookeeper_data_dir(self) -> str:
+        return f"{self.zookeeper_mount}/data"
 
     # --- shape -------------------------------------------------------------------------------
     @property
@@ -133,6 +146,30 @@ class ClusterModel:
         return dict(sorted(settings.items()))
 
 
+HEAP_CAP_MI = 6144  # past this, the page cache serves Kafka better than more heap
+
+
+def heap_options(heap: str | None, resources, default_mi: int) -> str:
+    """-Xms/-Xmx for a pod: `heap` if given, else half the memory limit (or request), capped;
+    `default_mi` without either. A JVM at Kafka's own 1G default in a smaller pod is OOM-killed."""
+    if heap:
+        mi = _mebibytes(heap)
+    else:
+        memory = (resources and (resources.limits.get("memory") or resources.requests.get("memory"))) or None
+        mi = min(_mebibytes(str(memory)) // 2, HEAP_CAP_MI) if memory else default_mi
+    mi = max(mi, 64)
+    return f"-Xms{mi}m -Xmx{mi}m"
+
+
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "": 1}
+
+
+def _mebibytes(quantity: str) -> int:
+    number = quantity.rstrip("KMGTPkimi")
+    unit = quantity[len(number):]
+    return int(float(number) * _UNITS[unit] / 2**20)
+
+
 def new_cluster_id() -> str:
     """A Kafka Uuid as `kafka-storage.sh random-uuid` prints it: url-safe base64 of 16 bytes, unpadded.
     Like Kafka's Uuid.randomUuid, never one starting with "-": `kafka-storage format -t -abc...` reads
@@ -142,5 +179,6 @@ def new_cluster_id() -> str:
     return cluster_id
 
 
-def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec) -> ClusterModel:
-    return ClusterModel(name=name, namespace=namespace, spec=spec)
+def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec,
+                  images: ImageSettings = ImageSettings()) -> ClusterModel:
+    return ClusterModel(name=name, namespace=namespace, spec=spec, images=images)

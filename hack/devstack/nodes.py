@@ -1,0 +1,469 @@
+"""Real nodes: kubelets that run real containers, beside the control plane's kwok nodes.
+
+Each node has its own containerd (root, state, socket: a kubelet removes pod sandboxes it does not
+know), its own cgroup root, ports and directories, and its own bridge with a pod subnet of its own.
+Every node shares this machine's network namespace, so one kube-proxy serves them all, and one
+CoreDNS (the cluster domain only; it forwards nowhere) answers their pods.
+
+Real nodes are labelled with their pool like the kwok nodes, and all of them carry the taint
+`devstack.kafka.usecase.dev/real-node=true:NoSchedule`: what runs on them tolerates it on purpose
+(the real-pod e2e tests, `devstack demo`), while every kwok-based test keeps landing on kwok nodes.
+
+`down` leaves nothing: processes and container shims, mounts, network namespaces, bridges, cgroups,
+kube-proxy's iptables rules, and the sysctls that kubelet and pod routing change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack import build, paths
+from devstack.errors import DevstackError
+from devstack.proc import Stack, descendants, eventually, require_free_ports, require_tool, run
+
+NAME = "nodes"
+REAL_NODE_TAINT = "devstack.kafka.usecase.dev/real-node"
+POOL_LABEL = "kafka.usecase.dev/pool"
+POD_CIDR = "10.244.0.0/16"  # node i gets 10.244.i.0/24
+SERVICE_CIDR = "10.96.0.0/16"  # the API server's --service-cluster-ip-range (kube.SERVICE_CIDR)
+CLUSTER_DOMAIN = "cluster.local"
+KUBELET_PORT, KUBELET_HEALTHZ_PORT = 11250, 11350  # + node index
+DNS_HEALTH_PORT, DNS_READY_PORT = 18053, 18181
+PROXY_HEALTHZ_PORT, PROXY_METRICS_PORT = 10256, 10249
+# kubelet changes these at start-up (and pods need forwarding): restored on `down`.
+SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory", "net/ipv4/ip_forward")
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+@dataclass(frozen=True)
+class RealNode:
+    name: str
+    pool: str | None  # None: a general node (the operator, clients)
+    index: int
+
+    @property
+    def subnet(self) -> str:
+        return f"10.244.{self.index}.0/24"
+
+    @property
+    def bridge(self) -> str:
+        return f"kuo-br{self.index}"
+
+    @property
+    def cgroup(self) -> str:
+        return f"kuo-{self.name}"
+
+
+def plan(brokers: int = 1, metadata: int = 1, general: int = 1) -> list[RealNode]:
+    """One broker per node and the quorum on nodes of its own; a general node for the rest."""
+    pools = [("broker", brokers), ("metadata", metadata), (None, general)]
+    nodes = []
+    for pool, count in pools:
+        for i in range(count):
+            nodes.append(RealNode(f"real-{pool or 'general'}-{i}", pool, len(nodes)))
+    return nodes
+
+
+def host_ip() -> str:
+    """This machine's own non-loopback address: kubelets need it as --node-ip, pods reach the
+    API server and cluster DNS on it. Read from the route to the resolver (nothing is sent)."""
+    resolver = next((line.split()[1] for line in Path("/etc/resolv.conf").read_text().splitlines()
+                     if line.startswith("nameserver")), "192.0.2.1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((resolver, 53))
+        except OSError as error:
+            raise DevstackError(f"no route from this machine to {resolver}: real nodes need a non-loopback "
+                                f"address ({error})") from None
+        address = sock.getsockname()[0]
+    if address.startswith("127."):
+        raise DevstackError("this machine has no non-loopback IPv4 address: real nodes need one (--node-ip)")
+    return address
+
+
+# --- configuration, as pure functions --------------------------------------------------------------
+
+def containerd_config(node: RealNode, root: Path, pause_image: str) -> str:
+    return f"""version = 2
+root = "{root / 'containerd/root'}"
+state = "{root / 'containerd/state'}"
+[grpc]
+  address = "{root / 'containerd/containerd.sock'}"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root / 'containerd/opt'}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause_image}"
+  # A negative oom_score_adj cannot be written here (no CAP_SYS_RESOURCE): runc fails every sandbox.
+  restrict_oom_score_adj = true
+  # Each node's network namespaces under its own state, so `down` finds and removes them.
+  netns_mounts_under_state_dir = true
+  enable_unprivileged_ports = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{root / 'cni'}"
+"""
+
+
+def cni_config(node: RealNode, root: Path, api_host: str) -> dict:
+    """A bridge of the node's own; routes to pods, Services and this machine only: no default
+    route and no masquerade, so pod traffic never leaves the machine."""
+    routes = [{"dst": POD_CIDR}, {"dst": SERVICE_CIDR}, {"dst": f"{api_host}/32"}]
+    return {"cniVersion": "0.4.0", "name": f"devstack-{node.name}", "plugins": [
+        {"type": "bridge", "bridge": node.bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": node.subnet}]], "routes": routes,
+                  "dataDir": str(root / "cni-ipam")}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ]}
+
+
+def kubelet_config(node: RealNode, root: Path, api_host: str, client_ca: Path) -> dict:
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "containerRuntimeEndpoint": f"unix://{root / 'containerd/containerd.sock'}",
+        "cgroupDriver": "cgroupfs", "cgroupRoot": f"/{node.cgroup}", "failCgroupV1": False,
+        "oomScoreAdj": 0,  # negative values cannot be written here
+        "makeIPTablesUtilChains": False,
+        "address": api_host, "port": KUBELET_PORT + node.index, "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1", "healthzPort": KUBELET_HEALTHZ_PORT + node.index,
+        "clusterDNS": [api_host], "clusterDomain": CLUSTER_DOMAIN,
+        "resolvConf": "",  # pods never inherit this machine's resolver: cluster DNS only
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                           "x509": {"clientCAFile": str(client_ca)}},
+        "authorization": {"mode": "Webhook"},
+        # Every node reports the whole machine: evict only when it is really short.
+        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%", "imagefs.available": "2%"},
+        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "serializeImagePulls": False, "failSwapOn": False,
+        "staticPodPath": "", "maxPods": 30,
+        "registerWithTaints": [t for t in _taints(node)],
+        "shutdownGracePeriod": "0s",
+    }
+
+
+def _taints(node: RealNode) -> list[dict]:
+    taints = [{"key": REAL_NODE_TAINT, "value": "true", "effect": "NoSchedule"}]
+    if node.pool:
+        taints.append({"key": POOL_LABEL, "value": node.pool, "effect": "NoSchedule"})
+    return taints
+
+
+def node_labels(node: RealNode) -> dict[str, str]:
+    labels = {REAL_NODE_TAINT: "true", "type": "real"}
+    if node.pool:
+        labels[POOL_LABEL] = node.pool
+    return labels
+
+
+def corefile(api_host: str, kubeconfig: Path) -> str:
+    return f"""{CLUSTER_DOMAIN}:53 {{
+    bind {api_host}
+    ready 127.0.0.1:{DNS_READY_PORT}
+    health 127.0.0.1:{DNS_HEALTH_PORT}
+    errors
+    cache 5
+    kubernetes {CLUSTER_DOMAIN} {{
+        kubeconfig {kubeconfig} devstack
+        pods insecure
+    }}
+}}
+"""
+
+
+def placement(pool: str | None) -> dict:
+    """nodeSelector and tolerations that put a pod on a real node of `pool` (None: general)."""
+    selector = {REAL_NODE_TAINT: "true"}
+    tolerations = [{"key": REAL_NODE_TAINT, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+    if pool:
+        selector[POOL_LABEL] = pool
+        tolerations.append({"key": POOL_LABEL, "operator": "Equal", "value": pool, "effect": "NoSchedule"})
+    else:
+        selector["type"] = "real"
+        # general nodes carry no pool label: keep pods off the pools' nodes
+    return {"nodeSelector": selector, "tolerations": tolerations}
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+
+def require_host_support() -> None:
+    """One line naming what is missing, before anything starts."""
+    for tool, package in (("containerd", "containerd"), ("runc", "runc"), ("iptables", "iptables"),
+                          ("ip", "iproute2"), ("conntrack", "conntrack")):
+        require_tool(tool, f"real nodes need {tool}: apt-get install {package}")
+    for plugin in ("bridge", "host-local", "portmap", "loopback"):
+        if not Path(f"/usr/lib/cni/{plugin}").exists():
+            raise DevstackError(f"CNI plugin /usr/lib/cni/{plugin} is missing: apt-get install containernetworking-plugins")
+    if os.geteuid() != 0:
+        raise DevstackError("real nodes need root (containers, cgroups, bridges and iptables)")
+    if not Path(CGROUP_ROOT, "memory").is_dir() and not Path(CGROUP_ROOT, "cgroup.controllers").exists():
+        raise DevstackError(f"no cgroup hierarchy under {CGROUP_ROOT}: real nodes need cgroups")
+    if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        raise DevstackError("the kernel's br_netfilter is not loaded: Services between pods of one node need it "
+                            "(modprobe br_netfilter)")
+
+
+def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: list[Path]) -> Stack:
+    existing = Stack.load(NAME, run_root)
+    if existing and existing.running():
+        return existing
+    require_host_support()
+    for binary in ("kubelet", "kube-proxy", "coredns"):
+        if not (paths.bin_dir() / binary).exists():
+            raise DevstackError(f"{binary} is not built: run `devstack build` (or `make setup`)")
+    api_host = kube_stack.config["host_ip"]
+    require_free_ports([("127.0.0.1", p) for p in (DNS_HEALTH_PORT, DNS_READY_PORT, PROXY_HEALTHZ_PORT)]
+                       + [(api_host, 53)] + [(api_host, KUBELET_PORT + n.index) for n in nodes], NAME)
+    stack = Stack(NAME, run_root / NAME)
+    _clean_leftovers(stack.root)
+    stack.root.mkdir(parents=True)
+    stack.config = {"nodes": [n.__dict__ for n in nodes], "host_ip": api_host,
+                    "sysctls": {key: _read_sysctl(key) for key in SYSCTLS}, "kube_root": str(kube_stack.root)}
+    stack.save()
+    kubeconfig = Path(kube_stack.config["kubeconfig"])
+    pki = Path(kube_stack.root) / "pki"
+    try:
+        _write_sysctl("net/ipv4/ip_forward", "1")  # pod to pod across bridges
+        started = time.monotonic()
+        for node in nodes:
+            _start_containerd(stack, node)
+        for node in nodes:
+            eventually(lambda n=node: _containerd_ready(stack, n), 60, f"containerd of {node.name}",
+                       log=stack.log(f"containerd-{node.name}"), alive=lambda n=node: stack.alive(f"containerd-{n.name}"))
+        for image in images:
+            for node in nodes:
+                _import_image(stack, node, image)
+        stack.startup_seconds["containerd+images"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        for node in nodes:
+            _start_kubelet(stack, node, api_host, kubeconfig, pki / "ca.crt")
+        _start_kube_proxy(stack, nodes[-1], kubeconfig)
+        _start_coredns(stack, api_host, kubeconfig)
+        eventually(lambda: _http_ok(f"http://127.0.0.1:{DNS_READY_PORT}/ready"), 60, "CoreDNS",
+                   log=stack.log("coredns"), alive=lambda: stack.alive("coredns"))
+        eventually(lambda: _nodes_ready(kubeconfig, nodes), 120, "real nodes Ready",
+                   log=stack.log(f"kubelet-{nodes[0].name}"))
+        stack.startup_seconds["nodes-ready"] = round(time.monotonic() - started, 1)
+        stack.save()
+    except BaseException:
+        down(run_root)
+        raise
+    return stack
+
+
+def down(run_root: Path) -> bool:
+    stack = Stack.load(NAME, run_root)
+    if not stack:
+        return False
+    was_running = bool(stack.running())
+    nodes = [RealNode(**n) for n in stack.config.get("nodes", [])]
+    kubelets = [c for c in stack.pids if c.startswith("kubelet-")]
+    stack.stop(kubelets + ["coredns"], grace=5)
+    for node in nodes:
+        _kill_containers(stack, node)
+    stack.stop(None, grace=5)  # containerds, kube-proxy
+    if (paths.bin_dir() / "kube-proxy").exists():
+        subprocess.run([str(paths.bin_dir() / "kube-proxy"), "--cleanup"], capture_output=True, timeout=60)
+    _clean_leftovers(stack.root, nodes)
+    for key, value in stack.config.get("sysctls", {}).items():
+        _write_sysctl(key, value)
+    stack.pids.clear()
+    stack.save()
+    return was_running
+
+
+def _start_containerd(stack: Stack, node: RealNode) -> None:
+    root = stack.root / node.name
+    (root / "cni").mkdir(parents=True, exist_ok=True)
+    (root / "cni" / "10-devstack.conflist").write_text(
+        json.dumps(cni_config(node, root, stack.config["host_ip"]), indent=2))
+    config = root / "containerd.toml"
+    config.write_text(containerd_config(node, root, build.PAUSE_IMAGE))
+    stack.start(f"containerd-{node.name}", ["containerd", "--config", str(config), "--log-level", "warn"])
+
+
+def _containerd_ready(stack: Stack, node: RealNode) -> bool:
+    sock = stack.root / node.name / "containerd/containerd.sock"
+    return sock.exists() and subprocess.run(["ctr", "--address", str(sock), "version"], capture_output=True,
+                                            timeout=10).returncode == 0
+
+
+def _import_image(stack: Stack, node: RealNode, archive: Path) -> None:
+    sock = stack.root / node.name / "containerd/containerd.sock"
+    run(["ctr", "--address", str(sock), "-n", "k8s.io", "images", "import", "--no-unpack", str(archive)],
+        f"importing {archive.name} into {node.name}", timeout=600)
+
+
+def _start_kubelet(stack: Stack, node: RealNode, api_host: str, kubeconfig: Path, client_ca: Path) -> None:
+    root = stack.root / node.name
+    _make_cgroup(node)
+    config = root / "kubelet.yaml"
+    config.write_text(json.dumps(kubelet_config(node, root, api_host, client_ca), indent=2))
+    labels = ",".join(f"{k}={v}" for k, v in node_labels(node).items())
+    stack.start(f"kubelet-{node.name}", [
+        str(paths.bin_dir() / "kubelet"), f"--config={config}", f"--kubeconfig={kubeconfig}",
+        f"--hostname-override={node.name}", f"--node-ip={api_host}", f"--root-dir={root / 'kubelet'}",
+        f"--cert-dir={root / 'kubelet-pki'}", f"--node-labels={labels}", "--v=1",
+    ])
+
+
+def _start_kube_proxy(stack: Stack, node: RealNode, kubeconfig: Path) -> None:
+    stack.start("kube-proxy", [
+        str(paths.bin_dir() / "kube-proxy"), f"--kubeconfig={kubeconfig}", "--proxy-mode=iptables",
+        f"--hostname-override={node.name}", f"--cluster-cidr={POD_CIDR}",
+        f"--healthz-bind-address=127.0.0.1:{PROXY_HEALTHZ_PORT}",
+        f"--metrics-bind-address=127.0.0.1:{PROXY_METRICS_PORT}",
+        "--oom-score-adj=0", "--conntrack-max-per-core=0", "--v=1",
+    ])
+
+
+def _start_coredns(stack: Stack, api_host: str, kubeconfig: Path) -> None:
+    config = stack.root / "Corefile"
+    config.write_text(corefile(api_host, kubeconfig))
+    stack.start("coredns", [str(paths.bin_dir() / "coredns"), "-conf", str(config)])
+
+
+def _nodes_ready(kubeconfig: Path, nodes: list[RealNode]) -> bool:
+    out = subprocess.run([str(paths.bin_dir() / "kubectl"), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o",
+                          "json"], capture_output=True, text=True, timeout=30, check=True).stdout
+    ready = {item["metadata"]["name"] for item in json.loads(out)["items"]
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in item["status"].get("conditions", []))}
+    return all(n.name in ready for n in nodes)
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
+# --- cleanup ---------------------------------------------------------------------------------------
+
+def _hierarchies() -> list[Path]:
+    """The v1 controller hierarchies (cpu and cpuacct are often one, linked twice)."""
+    seen, found = set(), []
+    for entry in sorted(Path(CGROUP_ROOT).iterdir()):
+        real = entry.resolve()
+        if real.is_dir() and real not in seen and entry.name != "unified":
+            seen.add(real)
+            found.append(real)
+    return found
+
+
+def _make_cgroup(node: RealNode) -> None:
+    """kubelet's cgroupRoot must exist in every hierarchy; cpuset needs its cpus and mems first."""
+    for hierarchy in _hierarchies():
+        path = hierarchy / node.cgroup
+        path.mkdir(exist_ok=True)
+        if hierarchy.name == "cpuset":
+            for key in ("cpuset.cpus", "cpuset.mems"):
+                (path / key).write_text((hierarchy / key).read_text())
+
+
+def _kill_containers(stack: Stack, node: RealNode) -> None:
+    """Every process in the node's cgroups, and its containerd's shims (they outlive containerd)."""
+    sock = str(stack.root / node.name / "containerd/containerd.sock")
+    shims = [pid for pid in _pids() if sock in _cmdline(pid) and "containerd-shim" in _cmdline(pid)]
+    victims = set(shims) | _cgroup_pids(node)
+    for pid in set(victims):
+        victims |= descendants(pid)
+    for pid in victims:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and _state(p) != "Z" for p in victims):
+        time.sleep(0.1)
+
+
+def _cgroup_pids(node: RealNode) -> set[int]:
+    pids = set()
+    for hierarchy in _hierarchies():
+        for procs in (hierarchy / node.cgroup).rglob("cgroup.procs") if (hierarchy / node.cgroup).is_dir() else []:
+            try:
+                pids |= {int(p) for p in procs.read_text().split()}
+            except OSError:
+                pass
+    return pids
+
+
+def _clean_leftovers(root: Path, nodes: list[RealNode] | None = None) -> None:
+    """Mounts under root (pod volumes, rootfs overlays, netns files, kubelet's bind mount of its root
+    dir), the nodes' cgroups and bridges, then root itself."""
+    for mount in sorted(_mounts_under(root), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+    for node in nodes or []:
+        for hierarchy in _hierarchies():
+            top = hierarchy / node.cgroup
+            if top.is_dir():
+                for path in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
+                                   reverse=True) + [top]:
+                    try:
+                        path.rmdir()
+                    except OSError:
+                        pass
+        subprocess.run(["ip", "link", "delete", node.bridge], capture_output=True)
+    if root.exists():
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def leftovers(root: Path, nodes: list[RealNode]) -> list[str]:
+    """What `down` should have removed and did not (for `devstack status` and tests)."""
+    found = [f"mount {m}" for m in _mounts_under(root)]
+    for node in nodes:
+        found += [f"cgroup {h / node.cgroup}" for h in _hierarchies() if (h / node.cgroup).exists()]
+        if Path(f"/sys/class/net/{node.bridge}").exists():
+            found.append(f"bridge {node.bridge}")
+    found += [f"process {p} ({_cmdline(p)[:60]})" for p in _pids()
+              if str(root) in _cmdline(p) and _state(p) != "Z"]
+    return found
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root).rstrip("/") + "/"
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point.startswith(prefix) or point == str(root):
+            mounts.append(point)
+    return mounts
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
+def _read_sysctl(key: str) -> str:
+    return Path("/proc/sys", key).read_text().strip()
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    Path("/proc/sys", key).write_text(value)
