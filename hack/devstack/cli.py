@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+from pathlib import Path
 
-from devstack import build, kafka, kube, paths
+from devstack import build, images, kafka, kube, nodes, paths
 from devstack.errors import DevstackError
 from devstack.proc import Stack
 
-TARGETS = ("all", "kafka", "kube")
-STACKS = ("kube", *(f"kafka-{m}" for m in kafka.MODES), "operator")  # "operator": started by `devstack demo`
+TARGETS = ("all", "kafka", "kube", "nodes")
+STACKS = ("kube", nodes.NAME, *(f"kafka-{m}" for m in kafka.MODES), "operator")  # "operator": started by `devstack demo`
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +39,8 @@ def cmd_up(args) -> None:
         build.say("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok) ...")
         stack = kube.up(run_root)
         build.say(f"  control plane ready: {_timings(stack)}")
+    if args.target == "nodes" or (args.target == "all" and os.environ.get("DEVSTACK_REAL_NODES", "1") != "0"):
+        up_nodes(run_root, args.brokers)
     if args.target in ("all", "kafka"):
         cluster = kafka.plan(args.mode, args.kafka_version, args.brokers, args.zookeepers)
         build.fetch_kafka(cluster.version)
@@ -44,6 +48,17 @@ def cmd_up(args) -> None:
         stack = kafka.up(cluster, run_root)
         build.say(f"  {cluster.name} ready at {stack.config['bootstrap_servers']}: {_timings(stack)}")
     build.say(f"logs in {run_root}; `eval $(devstack env --mode {args.mode})` to use it")
+
+
+def up_nodes(run_root: Path, brokers: int) -> None:
+    kube_stack = Stack.load("kube", run_root)
+    if not kube_stack or not kube_stack.running():
+        raise DevstackError("real nodes need the control plane: `devstack up kube` first")
+    build.build_all()  # the images need everything built
+    shape = nodes.plan(brokers=brokers, metadata=brokers)
+    build.say(f"starting {len(shape)} real nodes ({', '.join(n.name for n in shape)}) ...")
+    stack = nodes.up(run_root, kube_stack, shape, lambda node: images.archives(node.pool))
+    build.say(f"  real nodes ready: {_timings(stack)}")
 
 
 def cmd_down(args) -> None:
@@ -57,6 +72,8 @@ def cmd_down(args) -> None:
         for mode in ([args.mode] if args.mode else kafka.MODES):
             if kafka.down(mode, run_root):
                 stopped.append(f"kafka-{mode}")
+    if args.target in ("all", "kube", "nodes") and nodes.down(run_root):
+        stopped.append(nodes.NAME)
     if args.target in ("all", "kube") and kube.down(run_root):
         stopped.append("kube")
     build.say(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")

@@ -65,8 +65,11 @@ def all_images() -> list[Image]:
     return [PAUSE, *(kafka_image(v) for v in versions.KAFKA_VERSIONS), OPERATOR]
 
 
-def archives() -> list[Path]:
-    return [image.archive for image in all_images()]
+def archives(pool: str | None) -> list[Path]:
+    """What a node of `pool` runs: Kafka on the broker and metadata pools, the operator and the
+    client pods (which use the operator's image: Python and confluent-kafka) elsewhere."""
+    wanted = [PAUSE, *(kafka_image(v) for v in versions.KAFKA_VERSIONS)] if pool else [PAUSE, OPERATOR]
+    return [image.archive for image in wanted]
 
 
 def images_ready() -> bool:

@@ -21,8 +21,10 @@ import shutil
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from devstack import build, paths
 from devstack.errors import DevstackError
@@ -40,6 +42,7 @@ PROXY_HEALTHZ_PORT, PROXY_METRICS_PORT = 10256, 10249
 # kubelet changes these at start-up (and pods need forwarding): restored on `down`.
 SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory", "net/ipv4/ip_forward")
 CGROUP_ROOT = "/sys/fs/cgroup"
+SOCKET_DIR = Path("/run/kuo-devstack")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ class RealNode:
     @property
     def cgroup(self) -> str:
         return f"kuo-{self.name}"
+
+    @property
+    def socket(self) -> Path:
+        """containerd's socket: short, since its ttrpc socket beside it must stay under 104 bytes."""
+        return SOCKET_DIR / f"node{self.index}.sock"
 
 
 def plan(brokers: int = 1, metadata: int = 1, general: int = 1) -> list[RealNode]:
@@ -95,7 +103,7 @@ def containerd_config(node: RealNode, root: Path, pause_image: str) -> str:
 root = "{root / 'containerd/root'}"
 state = "{root / 'containerd/state'}"
 [grpc]
-  address = "{root / 'containerd/containerd.sock'}"
+  address = "{node.socket}"
 [metrics]
   address = ""
 [plugins."io.containerd.internal.v1.opt"]
@@ -133,7 +141,7 @@ def cni_config(node: RealNode, root: Path, api_host: str) -> dict:
 def kubelet_config(node: RealNode, root: Path, api_host: str, client_ca: Path) -> dict:
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "containerRuntimeEndpoint": f"unix://{root / 'containerd/containerd.sock'}",
+        "containerRuntimeEndpoint": f"unix://{node.socket}",
         "cgroupDriver": "cgroupfs", "cgroupRoot": f"/{node.cgroup}", "failCgroupV1": False,
         "oomScoreAdj": 0,  # negative values cannot be written here
         "makeIPTablesUtilChains": False,
@@ -215,7 +223,8 @@ def require_host_support() -> None:
                             "(modprobe br_netfilter)")
 
 
-def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: list[Path]) -> Stack:
+def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callable[[RealNode], list[Path]]) -> Stack:
+    """`images(node)`: the image archives that node's runtime gets."""
     existing = Stack.load(NAME, run_root)
     if existing and existing.running():
         return existing
@@ -227,7 +236,7 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: list[Pa
     require_free_ports([("127.0.0.1", p) for p in (DNS_HEALTH_PORT, DNS_READY_PORT, PROXY_HEALTHZ_PORT)]
                        + [(api_host, 53)] + [(api_host, KUBELET_PORT + n.index) for n in nodes], NAME)
     stack = Stack(NAME, run_root / NAME)
-    _clean_leftovers(stack.root)
+    shutil.rmtree(stack.root, ignore_errors=True)
     stack.root.mkdir(parents=True)
     stack.config = {"nodes": [n.__dict__ for n in nodes], "host_ip": api_host,
                     "sysctls": {key: _read_sysctl(key) for key in SYSCTLS}, "kube_root": str(kube_stack.root)}
@@ -242,9 +251,8 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: list[Pa
         for node in nodes:
             eventually(lambda n=node: _containerd_ready(stack, n), 60, f"containerd of {node.name}",
                        log=stack.log(f"containerd-{node.name}"), alive=lambda n=node: stack.alive(f"containerd-{n.name}"))
-        for image in images:
-            for node in nodes:
-                _import_image(stack, node, image)
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:  # one containerd each: in parallel
+            list(pool.map(lambda n: [_import_image(stack, n, image) for image in images(n)], nodes))
         stack.startup_seconds["containerd+images"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         for node in nodes:
@@ -286,6 +294,7 @@ def down(run_root: Path) -> bool:
 
 def _start_containerd(stack: Stack, node: RealNode) -> None:
     root = stack.root / node.name
+    SOCKET_DIR.mkdir(mode=0o700, exist_ok=True)
     (root / "cni").mkdir(parents=True, exist_ok=True)
     (root / "cni" / "10-devstack.conflist").write_text(
         json.dumps(cni_config(node, root, stack.config["host_ip"]), indent=2))
@@ -295,13 +304,13 @@ def _start_containerd(stack: Stack, node: RealNode) -> None:
 
 
 def _containerd_ready(stack: Stack, node: RealNode) -> bool:
-    sock = stack.root / node.name / "containerd/containerd.sock"
+    sock = node.socket
     return sock.exists() and subprocess.run(["ctr", "--address", str(sock), "version"], capture_output=True,
                                             timeout=10).returncode == 0
 
 
 def _import_image(stack: Stack, node: RealNode, archive: Path) -> None:
-    sock = stack.root / node.name / "containerd/containerd.sock"
+    sock = node.socket
     run(["ctr", "--address", str(sock), "-n", "k8s.io", "images", "import", "--no-unpack", str(archive)],
         f"importing {archive.name} into {node.name}", timeout=600)
 
@@ -375,7 +384,7 @@ def _make_cgroup(node: RealNode) -> None:
 
 def _kill_containers(stack: Stack, node: RealNode) -> None:
     """Every process in the node's cgroups, and its containerd's shims (they outlive containerd)."""
-    sock = str(stack.root / node.name / "containerd/containerd.sock")
+    sock = str(node.socket)
     shims = [pid for pid in _pids() if sock in _cmdline(pid) and "containerd-shim" in _cmdline(pid)]
     victims = set(shims) | _cgroup_pids(node)
     for pid in set(victims):
@@ -417,8 +426,10 @@ def _clean_leftovers(root: Path, nodes: list[RealNode] | None = None) -> None:
                     except OSError:
                         pass
         subprocess.run(["ip", "link", "delete", node.bridge], capture_output=True)
-    if root.exists():
-        shutil.rmtree(root, ignore_errors=True)
+    for node in nodes or []:  # the logs stay, for a post-mortem
+        shutil.rmtree(root / node.name, ignore_errors=True)
+        for leftover in SOCKET_DIR.glob(f"{node.socket.name}*"):
+            leftover.unlink()
 
 
 def leftovers(root: Path, nodes: list[RealNode]) -> list[str]:
