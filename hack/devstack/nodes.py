@@ -43,6 +43,8 @@ PROXY_HEALTHZ_PORT, PROXY_METRICS_PORT = 10256, 10249
 SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory", "net/ipv4/ip_forward")
 CGROUP_ROOT = "/sys/fs/cgroup"
 SOCKET_DIR = Path("/run/kuo-devstack")
+STORAGE_CLASS = "devstack-local"
+VOLUMES_PER_NODE, VOLUME_SIZE = 4, "2Gi"
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,26 @@ def corefile(api_host: str, kubeconfig: Path) -> str:
 """
 
 
+def local_volumes(node: RealNode, root: Path) -> list[dict]:
+    """The node's local PersistentVolumes: each a real ext4 file system (its root holds lost+found,
+    as a cloud disk's does), which honours fsGroup, unlike the hostPath provisioner."""
+    return [{"apiVersion": "v1", "kind": "PersistentVolume",
+             "metadata": {"name": f"{node.name}-{i}", "labels": {"app.kubernetes.io/managed-by": "devstack"}},
+             "spec": {"capacity": {"storage": VOLUME_SIZE}, "accessModes": ["ReadWriteOnce"],
+                      "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STORAGE_CLASS,
+                      "local": {"path": str(root / "volumes" / str(i))},
+                      "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                          {"key": "kubernetes.io/hostname", "operator": "In", "values": [node.name]}]}]}}}}
+            for i in range(VOLUMES_PER_NODE)]
+
+
+STORAGE_CLASS_MANIFEST = {
+    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    "metadata": {"name": STORAGE_CLASS, "labels": {"app.kubernetes.io/managed-by": "devstack"}},
+    "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer",
+    "reclaimPolicy": "Retain"}
+
+
 def placement(pool: str | None) -> dict:
     """nodeSelector and tolerations that put a pod on a real node of `pool` (None: general)."""
     selector = {REAL_NODE_TAINT: "true"}
@@ -255,6 +277,11 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
             list(pool.map(lambda n: [_import_image(stack, n, image) for image in images(n)], nodes))
         stack.startup_seconds["containerd+images"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
+        volumes = [STORAGE_CLASS_MANIFEST]
+        for node in nodes:
+            _make_file_systems(stack.root / node.name)
+            volumes += local_volumes(node, stack.root / node.name)
+        _kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": volumes}))
         for node in nodes:
             _start_kubelet(stack, node, api_host, kubeconfig, pki / "ca.crt")
         _start_kube_proxy(stack, nodes[-1], kubeconfig)
@@ -279,6 +306,12 @@ def down(run_root: Path) -> bool:
     nodes = [RealNode(**n) for n in stack.config.get("nodes", [])]
     kubelets = [c for c in stack.pids if c.startswith("kubelet-")]
     stack.stop(kubelets + ["coredns"], grace=5)
+    kubeconfig = Path(stack.config.get("kube_root", "/nonexistent")) / "kubeconfig"
+    if kubeconfig.exists():  # the control plane may be gone already: then so are the objects
+        kubectl = [str(paths.bin_dir() / "kubectl"), "--kubeconfig", str(kubeconfig), "delete", "--wait=false",
+                   "--ignore-not-found"]
+        subprocess.run([*kubectl, "pv", "-l", "app.kubernetes.io/managed-by=devstack"], capture_output=True, timeout=60)
+        subprocess.run([*kubectl, "node", *[n.name for n in nodes]], capture_output=True, timeout=60)
     for node in nodes:
         _kill_containers(stack, node)
     stack.stop(None, grace=5)  # containerds, kube-proxy
@@ -326,6 +359,21 @@ def _start_kubelet(stack: Stack, node: RealNode, api_host: str, kubeconfig: Path
         f"--hostname-override={node.name}", f"--node-ip={api_host}", f"--root-dir={root / 'kubelet'}",
         f"--cert-dir={root / 'kubelet-pki'}", f"--node-labels={labels}", "--v=1",
     ])
+
+
+def _make_file_systems(root: Path) -> None:
+    for i in range(VOLUMES_PER_NODE):
+        image, mount = root / "volumes" / f"{i}.ext4", root / "volumes" / str(i)
+        mount.mkdir(parents=True)
+        run(["truncate", "-s", VOLUME_SIZE.replace("Gi", "G"), str(image)], "creating a volume file")
+        run(["mkfs.ext4", "-q", "-F", str(image)], f"mkfs.ext4 {image}")
+        # -o loop: the loop device is freed when the file system is unmounted (autoclear)
+        run(["mount", "-o", "loop", str(image), str(mount)], f"mounting {image}: real nodes need loop devices")
+
+
+def _kubectl(kubeconfig: Path, *args: str, input: str | None = None) -> str:
+    return run([str(paths.bin_dir() / "kubectl"), "--kubeconfig", str(kubeconfig), *args], f"kubectl {args[0]}",
+               input=input, timeout=60)
 
 
 def _start_kube_proxy(stack: Stack, node: RealNode, kubeconfig: Path) -> None:
@@ -440,7 +488,7 @@ def leftovers(root: Path, nodes: list[RealNode]) -> list[str]:
         if Path(f"/sys/class/net/{node.bridge}").exists():
             found.append(f"bridge {node.bridge}")
     found += [f"process {p} ({_cmdline(p)[:60]})" for p in _pids()
-              if str(root) in _cmdline(p) and _state(p) != "Z"]
+              if str(root) in _cmdline(p) and _state(p) != "Z" and p != os.getpid()]
     return found
 
 
