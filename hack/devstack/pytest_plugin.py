@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import build, kafka, kube, paths, proc
+from devstack import build, images, kafka, kube, nodes, paths, proc
 from devstack.errors import DevstackError
 
 _started: list[tuple[str, object]] = []  # (what, stop) for what this session started
@@ -131,6 +131,26 @@ def kube_cluster() -> KubeEndpoint:
                         stack)
 
 
+@pytest.fixture(scope="session")
+def real_nodes(kube_cluster) -> list[nodes.RealNode]:
+    """Real kubelets beside the kwok nodes (one broker node and one quorum node per
+    DEVSTACK_BROKERS, and a general node), with the project's images built and loaded."""
+    run_root = paths.run_dir()
+    already = proc.Stack.load(nodes.NAME, run_root)
+    if already and already.running():
+        return [nodes.RealNode(**n) for n in already.config["nodes"]]
+    brokers = _size("DEVSTACK_BROKERS") or 1
+    shape = nodes.plan(brokers=brokers, metadata=brokers)
+    try:
+        build.build_all()  # the images: rebuilt when their inputs changed, otherwise cached
+        stack = nodes.up(run_root, kube_cluster.stack, shape, lambda node: images.archives(node.pool))
+    except DevstackError as error:
+        pytest.fail(f"devstack could not start real nodes: {error}", pytrace=False)
+    _started.append((nodes.NAME, lambda: nodes.down(run_root)))
+    _startup[nodes.NAME] = dict(stack.startup_seconds)
+    return shape
+
+
 class _PeakMemory:
     """Samples, every second, the RSS of this pytest process, every process it started (the
     devstack, clusters booted by tests, the operator), and any devstack it reuses."""
@@ -151,7 +171,7 @@ class _PeakMemory:
         while not self._stop.wait(1.0):
             names = {os.getpid(): "pytest"} | {pid: f"{proc.comm(pid)} (started by a test)"
                                                 for pid in proc.descendants(os.getpid())}
-            for stack_name in ("kube", *(f"kafka-{m}" for m in kafka.MODES), "operator"):
+            for stack_name in ("kube", nodes.NAME, *(f"kafka-{m}" for m in kafka.MODES), "operator"):
                 stack = proc.Stack.load(stack_name, paths.run_dir())
                 names |= {pid: f"{stack_name}/{c}" for c, pid in (stack.running() if stack else {}).items()}
             sample: dict[str, float] = {}
