@@ -28,8 +28,29 @@ def say(message: str) -> None:
     print(f"devstack: {message}", file=sys.stderr, flush=True)
 
 
+# What real nodes and offline image builds need from Debian: command -> package.
+HOST_PACKAGES = {"containerd": "containerd", "runc": "runc", "/usr/lib/cni/bridge": "containernetworking-plugins",
+                 "debootstrap": "debootstrap", "dockerd": "docker.io", "iptables": "iptables", "conntrack": "conntrack",
+                 "mkfs.ext4": "e2fsprogs", "gcc": "gcc"}
+
+
+def install_host_packages(progress: str = "") -> None:
+    """Debian's packages for real nodes and image builds, installed with apt when missing (as root;
+    otherwise the error names them)."""
+    missing = sorted({package for tool, package in HOST_PACKAGES.items()
+                      if not (Path(tool).exists() if tool.startswith("/") else shutil.which(tool))})
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise DevstackError(f"real nodes need Debian's {', '.join(missing)}: apt-get install {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    _run_with_heartbeat(["apt-get", "update", "-q"], f"{progress} apt-get update", cwd=paths.cache_dir(), env_extra=env)
+    _run_with_heartbeat(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+                        f"{progress} apt-get install {' '.join(missing)}", cwd=paths.cache_dir(), env_extra=env)
+
+
 def build_all(kafka: bool = True, kube: bool = True) -> None:
-    steps = []
+    steps = [("Debian packages", install_host_packages)] if kafka and kube else []
     if kafka:
         steps += [(f"Kafka {v} jars", lambda progress, v=v: fetch_kafka(v, progress)) for v in versions.KAFKA_VERSIONS]
     if kube:
