@@ -116,3 +116,38 @@ def test_default_nodes_taint_the_dedicated_pools_only():
             assert node["spec"]["taints"] == [{"key": "kafka.usecase.dev/pool", "value": pool, "effect": "NoSchedule"}]
     assert all(node["spec"]["taints"] == [] for node in by_pool["general"])
     assert all(node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake" for node in nodes)
+
+
+def test_real_nodes_one_broker_and_one_quorum_node_each_and_a_general_node():
+    from devstack import nodes
+
+    shape = nodes.plan(brokers=3, metadata=3)
+    assert [n.pool for n in shape] == ["broker"] * 3 + ["metadata"] * 3 + [None]
+    assert len({n.subnet for n in shape}) == len({n.bridge for n in shape}) == len(shape)
+    assert all(len(str(n.socket)) + len(".ttrpc") < 104 for n in shape)  # unix socket path limit
+
+
+def test_real_node_pods_have_no_route_off_the_machine_and_no_masquerade():
+    from devstack import nodes
+
+    node = nodes.plan()[0]
+    plugin = nodes.cni_config(node, Path("/run/x"), "192.0.2.2")["plugins"][0]
+    assert plugin["ipMasq"] is False and not plugin.get("isDefaultGateway")
+    destinations = [r["dst"] for r in plugin["ipam"]["routes"]]
+    assert "0.0.0.0/0" not in destinations and destinations == [nodes.POD_CIDR, nodes.SERVICE_CIDR, "192.0.2.2/32"]
+    assert nodes.SERVICE_CIDR == kube.SERVICE_CIDR  # kube-proxy and the API server agree
+
+
+def test_real_nodes_keep_kwok_workloads_off_and_pods_that_ask_land_on_their_pool():
+    from devstack import nodes
+
+    broker, general = nodes.plan()[0], nodes.plan()[-1]
+    config = nodes.kubelet_config(broker, Path("/run/x"), "192.0.2.2", Path("/ca"))
+    taints = {(t["key"], t["value"]) for t in config["registerWithTaints"]}
+    assert taints == {(nodes.REAL_NODE_TAINT, "true"), (nodes.POOL_LABEL, "broker")}
+    assert config["resolvConf"] == "" and config["clusterDNS"] == ["192.0.2.2"]  # cluster DNS only
+    assert config["authentication"]["anonymous"]["enabled"] is False
+    wanted = nodes.placement("broker")
+    assert all(nodes.node_labels(broker).get(k) == v for k, v in wanted["nodeSelector"].items())
+    assert not all(nodes.node_labels(general).get(k) == v for k, v in wanted["nodeSelector"].items())
+    assert all(nodes.node_labels(general).get(k) == v for k, v in nodes.placement(None)["nodeSelector"].items())
