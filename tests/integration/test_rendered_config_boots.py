@@ -93,7 +93,7 @@ def test_zookeeper_mode_configuration_boots(stack, tmp_path):
     rendered_zoo = config.zoo_cfg(cluster)
     for server in cluster.zookeeper_servers:
         # Distinct ports per node: zoo.cfg binds all addresses, as it must in a pod.
-        local = localize(rendered_zoo, zk_hosts, {"/data": str(tmp_path / f"zk-{server.id}")})
+        local = localize(rendered_zoo, zk_hosts, {cluster.zookeeper_data_dir: str(tmp_path / f"zk-{server.id}")})
         local = re.sub(r"clientPort=\d+", f"clientPort={32180 + server.id}", local)
         local = re.sub(r"server\.(\d+)=(\S+):2888:3888", lambda m: f"server.{m[1]}={m[2]}:{32880 + int(m[1])}:"
                        f"{33880 + int(m[1])}", local)

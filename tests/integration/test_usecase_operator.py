@@ -81,10 +81,13 @@ def test_zookeeper_use_case_runs_on_dedicated_nodes_and_becomes_ready(kube_clust
     assert sorted(zookeeper_nodes) == [f"kwok-metadata-{i}" for i in range(3)]
     assert len(set(broker_nodes)) == 3 and all(n.startswith("kwok-broker-") for n in broker_nodes)
     uid = use_case["metadata"]["uid"]
-    for kind in ("statefulsets", "services", "configmaps", "poddisruptionbudgets", "networkpolicies", "secrets"):
+    for kind in ("statefulsets", "services", "configmaps", "poddisruptionbudgets", "networkpolicies"):
         owned = [o for o in get(kube_cluster, namespace, kind, "-l", "kafka.usecase.dev/use-case=analytics")["items"]]
         assert owned, kind
         assert all(o["metadata"]["ownerReferences"][0]["uid"] == uid for o in owned), kind
+    # The volumes are kept when the use case goes (deleteClaim false), so are the credentials they hold.
+    credentials = get(kube_cluster, namespace, "secrets", "-l", "kafka.usecase.dev/use-case=analytics")["items"]
+    assert credentials and all(not o["metadata"].get("ownerReferences") for o in credentials)
 
 
 def uids(kube_cluster, namespace, component) -> set[str]:
@@ -165,11 +168,15 @@ def test_deleting_the_use_case_garbage_collects_every_child(kube_cluster, namesp
     kube_cluster.kubectl("delete", "kafkausecase", "crowded", "-n", namespace)
 
     def collected():
-        """no object labelled for the use case is left"""
-        kinds = "statefulsets,services,configmaps,secrets,poddisruptionbudgets,networkpolicies,pods"
+        """no object labelled for the use case is left but its credentials"""
+        kinds = "statefulsets,services,configmaps,poddisruptionbudgets,networkpolicies,pods"
         return not get(kube_cluster, namespace, kinds, "-l", "kafka.usecase.dev/use-case=crowded")["items"]
 
     eventually(collected, timeout=120)
+    # deleteClaim is false: the volumes stay, and with them the credentials their data was made with,
+    # so a use case re-created with this name starts on them again.
+    kept = get(kube_cluster, namespace, "secrets,pvc", "-l", "kafka.usecase.dev/use-case=crowded")["items"]
+    assert {o["kind"] for o in kept} >= {"Secret"}
 
 
 def test_kraft_use_case_becomes_ready_with_a_stable_cluster_id(kube_cluster, namespace, operator):
