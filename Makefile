@@ -45,12 +45,16 @@ test-unit: venv
 
 # Long runs: the Kafka tests again, and the fault tests, on 3 brokers with a 3-node ZooKeeper
 # ensemble / 3 KRaft controllers; one mode at a time, so 2 cores are not shared by 12 JVMs.
+# Last, the use cases on real pods in the same 3 + 3 shapes (7 real nodes), one mode at a time.
 # Every part runs even when an earlier one fails; the recipe fails if any did.
 test-slow: setup
 	@failed=0; \
 	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=kraft $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS) || failed=1; \
 	DEVSTACK_BROKERS=3 DEVSTACK_ZOOKEEPERS=3 DEVSTACK_KAFKA_MODES=zookeeper $(PYTEST) -m "(slow or kafka) and not kube" $(PYTEST_FLAGS) || failed=1; \
 	$(PYTEST) -m "slow and kube" $(PYTEST_FLAGS) || failed=1; \
+	for mode in kraft zookeeper; do \
+	  DEVSTACK_BROKERS=3 DEVSTACK_KAFKA_MODES=$$mode $(PYTEST) e2e/test_real_pods.py $(PYTEST_FLAGS) || failed=1; \
+	done; \
 	exit $$failed
 
 bench: setup

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import time
 import sys
@@ -18,8 +19,8 @@ from pathlib import Path
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AclOperation, AdminClient
 
-from devstack import build, kafka, kube, paths, probes
-from devstack.proc import Stack
+from devstack import build, images, kafka, kube, nodes, paths, probes, realpods
+from devstack.proc import Stack, run
 from kafka_usecase_operator.kafka.confluent import ConfluentKafkaAdmin
 
 DEMO_NAMESPACE = "devstack-demo"
@@ -46,6 +47,8 @@ def run_demo() -> None:
     _show_scheduling(kube_stack)
     _show_topics_users_acls(kube_stack, Stack.load("kafka-kraft", run_root), run_root)
     _show_use_case(kube_stack)
+    if os.environ.get("DEVSTACK_REAL_NODES", "1") != "0":
+        _show_real_use_case(kube_stack, run_root)
     print("\n== Use it ==")
     print("  eval $(.venv/bin/devstack env --mode kraft)     # or --mode zookeeper")
     print("  .venv/bin/devstack status                       # memory and start-up times")
@@ -158,6 +161,46 @@ def _show_use_case(kube_stack: Stack) -> None:
     for line in config.splitlines():
         if line.startswith(("zookeeper.connect", "advertised.listeners", "authorizer", "log.retention", "min.insync")):
             print(f"    {line}")
+
+
+def _show_real_use_case(kube_stack: Stack, run_root) -> None:
+    """A KRaft use case as real pods: the operator installed with Helm as a pod, brokers and a
+    controller on real nodes, a client pod producing and consuming through a generated Secret."""
+    namespace = "demo-real"
+    print("\n== Real nodes: kubelets running the project's images ==")
+    nodes.up(run_root, kube_stack, nodes.plan(), lambda node: images.archives(node.pool))
+    print(kube.kubectl(kube_stack, "get", "nodes", "-l", "type=real", "-o", "wide"))
+    values = run_root / "demo-real-values.json"  # JSON is YAML to helm
+    values.write_text(json.dumps(realpods.chart_values(watchNamespaces=[namespace])))
+    kube.kubectl(kube_stack, "apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}))
+    run([kube.binary("helm"), "--kubeconfig", kube_stack.config["kubeconfig"], "upgrade", "--install",
+                      "kuo", str(REPO / "charts" / "kafka-usecase-operator"), "-n", "demo-operator",
+                      "--create-namespace", "-f", str(values), "--wait", "--timeout", "180s"], "helm install", timeout=200)
+    use_case = realpods.use_case("kraft", namespace, name="pricing")
+    user = {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaUser", "metadata": {"name": "pricer", "namespace": namespace},
+            "spec": {"useCase": {"name": "pricing"}, "acls": [
+                {"resource": {"type": "topic", "name": "prices"}, "operations": ["Write", "Read", "Describe"]},
+                {"resource": {"type": "group", "name": "e2e-", "patternType": "prefixed"}, "operations": ["Read"]}]}}
+    topic = {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaTopic", "metadata": {"name": "prices", "namespace": namespace},
+             "spec": {"useCase": {"name": "pricing"}, "partitions": 3, "replicas": 1}}
+    started = time.monotonic()
+    kube.kubectl(kube_stack, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                    "items": [use_case, topic, user]}))
+    kube.kubectl(kube_stack, "wait", "--for=condition=Ready", "kafkausecase/pricing", "kafkatopic/prices",
+                 "kafkauser/pricer", "-n", namespace, "--timeout=300s", timeout=320)
+    print(f"  Ready in {time.monotonic() - started:.0f}s")
+    print(kube.kubectl(kube_stack, "get", "kafkausecase,pods,pvc", "-n", namespace, "-o", "wide"))
+    for action in ("produce", "consume"):
+        name = f"demo-{action}"
+        kube.kubectl(kube_stack, "delete", "pod", name, "-n", namespace, "--ignore-not-found")
+        kube.kubectl(kube_stack, "apply", "-f", "-", input=json.dumps(
+            realpods.client_pod(namespace, name, "pricer", [action, "prices", "100"])))
+        kube.kubectl(kube_stack, "wait", "--for=jsonpath={.status.phase}=Succeeded", f"pod/{name}", "-n", namespace,
+                     "--timeout=180s", timeout=200)
+        result = json.loads(kube.kubectl(kube_stack, "logs", name, "-n", namespace).strip().splitlines()[-1])
+        counts = {key: len(value) if isinstance(value, list) else value for key, value in result.items()}
+        print(f"  {action} through the generated Secret: {counts}")
 
 
 def start_operator(kube_stack: Stack, run_root, namespaces: list[str]) -> Stack:
