@@ -159,6 +159,9 @@ def kubelet_config(node: RealNode, root: Path, api_host: str, client_ca: Path) -
         "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False, "failSwapOn": False,
         "staticPodPath": "", "maxPods": 30,
+        # Its own, not /var/log/pods: a kubelet removes the log folders of pods it does not know,
+        # so with a shared folder one node deleted another's pods' logs.
+        "podLogsDir": str(root / "pod-logs"),
         "registerWithTaints": [t for t in _taints(node)],
         "shutdownGracePeriod": "0s",
     }
