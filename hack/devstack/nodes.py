@@ -264,6 +264,7 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
     shutil.rmtree(stack.root, ignore_errors=True)
     stack.root.mkdir(parents=True)
     stack.config = {"nodes": [n.__dict__ for n in nodes], "host_ip": api_host,
+                    "shape": f"{len(nodes)} real nodes: {', '.join(n.name for n in nodes)}",
                     "sysctls": {key: _read_sysctl(key) for key in SYSCTLS}, "kube_root": str(kube_stack.root)}
     stack.save()
     kubeconfig = Path(kube_stack.config["kubeconfig"])
