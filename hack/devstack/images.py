@@ -191,9 +191,12 @@ def _start_engine() -> Stack:
     return stack
 
 
+def _docker_client() -> str:
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"  # the engine's own, not a newer one on PATH
+
+
 def _docker(engine: Stack, *args: str, what: str, input: bytes | None = None, timeout: float = 600) -> str:
-    docker = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"  # the engine's own client
-    result = subprocess.run([docker, "-H", engine.config["host"], *args], input=input, capture_output=True,
+    result = subprocess.run([_docker_client(), "-H", engine.config["host"], *args], input=input, capture_output=True,
                             timeout=timeout, env={**os.environ, "DOCKER_BUILDKIT": "0"})
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()[-3:]
@@ -214,8 +217,7 @@ def _make_base(engine: Stack, name: str, packages: tuple[str, ...], progress: st
         f"debootstrap of {name}", log=paths.cache_dir() / "build.log", timeout=1800)
     run(["rm", "-rf", *(str(p) for p in (root / "var/cache/apt/archives").glob("*.deb"))], "cleaning apt's cache")
     tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-    docker = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
-    imported = subprocess.run([docker, "-H", engine.config["host"], "import", "-", ref], stdin=tar.stdout,
+    imported = subprocess.run([_docker_client(), "-H", engine.config["host"], "import", "-", ref], stdin=tar.stdout,
                               capture_output=True, timeout=600)
     tar.wait()
     if imported.returncode != 0 or tar.returncode != 0:

@@ -397,8 +397,7 @@ def _start_coredns(stack: Stack, api_host: str, kubeconfig: Path) -> None:
 
 
 def _nodes_ready(kubeconfig: Path, nodes: list[RealNode]) -> bool:
-    out = subprocess.run([str(paths.bin_dir() / "kubectl"), "--kubeconfig", str(kubeconfig), "get", "nodes", "-o",
-                          "json"], capture_output=True, text=True, timeout=30, check=True).stdout
+    out = _kubectl(kubeconfig, "get", "nodes", "-o", "json")
     ready = {item["metadata"]["name"] for item in json.loads(out)["items"]
              if any(c["type"] == "Ready" and c["status"] == "True" for c in item["status"].get("conditions", []))}
     return all(n.name in ready for n in nodes)
