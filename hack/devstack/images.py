@@ -72,11 +72,6 @@ def archives(pool: str | None) -> list[Path]:
     return [image.archive for image in wanted]
 
 
-def images_ready() -> bool:
-    return all(image.archive.exists() and _stamp(image).exists() and _stamp(image).read_text() == _inputs(image)
-               for image in all_images())
-
-
 def build_images(progress: str = "") -> None:
     stale = [image for image in all_images()
              if not (image.archive.exists() and _stamp(image).exists() and _stamp(image).read_text() == _inputs(image))]

@@ -483,18 +483,6 @@ def _clean_leftovers(root: Path, nodes: list[RealNode] | None = None) -> None:
             leftover.unlink()
 
 
-def leftovers(root: Path, nodes: list[RealNode]) -> list[str]:
-    """What `down` should have removed and did not (for `devstack status` and tests)."""
-    found = [f"mount {m}" for m in _mounts_under(root)]
-    for node in nodes:
-        found += [f"cgroup {h / node.cgroup}" for h in _hierarchies() if (h / node.cgroup).exists()]
-        if Path(f"/sys/class/net/{node.bridge}").exists():
-            found.append(f"bridge {node.bridge}")
-    found += [f"process {p} ({_cmdline(p)[:60]})" for p in _pids()
-              if str(root) in _cmdline(p) and _state(p) != "Z" and p != os.getpid()]
-    return found
-
-
 def _mounts_under(root: Path) -> list[str]:
     prefix = str(root).rstrip("/") + "/"
     mounts = []
