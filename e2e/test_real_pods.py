@@ -1,8 +1,11 @@
 """Use cases running for real: the operator installed with Helm as a pod, and one use case per
 metadata mode (Kafka 4.3.1 with its own KRaft controller, Kafka 3.9.2 with its own ZooKeeper)
 as pods on real nodes, from the project's own images. Clients in another namespace produce and
-consume through the generated Secrets; a user without ACLs is refused; no password is on any
-process's command line; a broker and its quorum killed come back on their volumes, data intact.
+consume through the generated Secrets; a user without ACLs is refused; the use case's
+NetworkPolicies hold (kube-router enforces them): a namespace `access` does not admit cannot
+connect, and no client reaches the quorum; no password is on any process's command line; a broker
+and its quorum killed come back on their volumes, data intact; a use case deleted and re-created
+with the same name starts on its kept volumes (deleteClaim false) or afresh (deleteClaim true).
 
 The shape follows DEVSTACK_BROKERS (1 in `make test`: data survives on the volume; 3 in
 `make test-slow`). Everything is created once per module and shared by the tests, in order.
@@ -30,6 +33,19 @@ RELEASE = "kuo-real"
 MESSAGES = 200
 BROKERS = int(os.environ.get("DEVSTACK_BROKERS") or 1)
 READY_SECONDS = 420  # two use cases' JVMs starting together on 2 shared cores
+ADMITTED_LABEL = "e2e.kafka.usecase.dev/clients"  # the namespaces the use cases' access admits
+PROBE = r"""
+import json, socket, sys
+reached = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        reached[target] = True
+    except OSError:
+        reached[target] = False
+print(json.dumps(reached))
+"""
 
 
 
@@ -41,6 +57,7 @@ class RealFlow:
         self.operator_ns = f"kuo-real-{suffix}"
         self.cluster_ns = {mode: f"uc-{mode}-{suffix}" for mode in MODES}
         self.apps_ns = {mode: f"apps-{mode}-{suffix}" for mode in MODES}
+        self.outside_ns = f"outside-{suffix}"  # a namespace no use case admits
 
     def kubectl(self, *args: str, input: str | None = None, timeout: float = 120) -> str:
         return self.kube.kubectl(*args, input=input, timeout=timeout)
@@ -69,6 +86,21 @@ class RealFlow:
         self.apply(realpods.client_pod(namespace, name, user, [action, topic, str(count), str(pause), str(first)]))
         return self.client_result(namespace, name) if wait else name
 
+    def reachable(self, namespace: str, targets: list[str]) -> dict[str, bool]:
+        """Which `host:port` a pod in `namespace` can open a TCP connection to."""
+        name = f"probe-{uuid.uuid4().hex[:5]}"
+        self.apply(realpods.python_pod(namespace, name, PROBE, targets))
+        return self.client_result(namespace, name)
+
+    def use_case(self, mode: str, delete_claim: bool = False) -> dict:
+        manifest = realpods.use_case(mode, self.cluster_ns[mode], BROKERS,
+                                     access={"from": "Selector", "selector": {"matchLabels": {ADMITTED_LABEL: "true"}}})
+        if delete_claim:
+            spec = manifest["spec"]
+            for component in (spec["kafka"], spec["controllers" if mode == "kraft" else "zookeeper"]):
+                component["storage"]["deleteClaim"] = True
+        return manifest
+
     def client_result(self, namespace: str, name: str) -> dict:
         def finished():
             """the client pod finished"""
@@ -85,15 +117,17 @@ class RealFlow:
 def flow(kube_cluster, real_nodes, tmp_path_factory):
     flow = RealFlow(kube_cluster, tmp_path_factory.mktemp("real"))
     values = flow.tmp / "values.yaml"
-    values.write_text(yaml.safe_dump(realpods.chart_values(operator={"retrySeconds": 5})))
+    values.write_text(yaml.safe_dump(realpods.chart_values(operator={"retrySeconds": 5, "resyncSeconds": 20})))
     helm(kube_cluster, "install", RELEASE, str(CHART), "-n", flow.operator_ns, "--create-namespace",
          "-f", str(values), "--wait", "--timeout", "180s")
-    for namespace in [*flow.cluster_ns.values(), *flow.apps_ns.values()]:
+    for namespace in [*flow.cluster_ns.values(), *flow.apps_ns.values(), flow.outside_ns]:
         flow.kubectl("create", "namespace", namespace)
-    flow.apply(*(realpods.use_case(mode, flow.cluster_ns[mode], BROKERS) for mode in MODES))
+    flow.kubectl("label", "namespace", *flow.apps_ns.values(), f"{ADMITTED_LABEL}=true")
+    flow.apply(*(flow.use_case(mode) for mode in MODES))
     yield flow
     # While the operator runs: it releases the finalizers of the topics and users it manages.
-    flow.kubectl("delete", "namespace", *flow.apps_ns.values(), *flow.cluster_ns.values(), "--wait=true", timeout=300)
+    flow.kubectl("delete", "namespace", *flow.apps_ns.values(), *flow.cluster_ns.values(), flow.outside_ns,
+                 "--wait=true", timeout=300)
     helm(kube_cluster, "uninstall", RELEASE, "-n", flow.operator_ns, "--wait", "--timeout", "120s")
     flow.kubectl("delete", "namespace", flow.operator_ns, "--wait=false")
 
@@ -145,6 +179,28 @@ def test_clients_in_an_admitted_namespace_produce_and_consume_and_others_are_ref
     assert flow.run_client(mode, "shop", "consume", "orders", MESSAGES) == {"read": everything}
     refused = flow.run_client(mode, "outsider", "produce", "orders", 1)
     assert refused == {"acked": [], "errors": ["TOPIC_AUTHORIZATION_FAILED"]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_network_policies_admit_only_the_namespaces_access_names_and_keep_clients_off_the_quorum(flow, mode):
+    namespace = flow.cluster_ns[mode]
+    eventually(lambda: flow.ready("kafkausecase", namespace, "orders"), timeout=READY_SECONDS, interval=3)
+    quorum = "controller" if mode == "kraft" else "zookeeper"
+
+    def addresses(component: str) -> list[str]:
+        pod = json.loads(flow.kubectl("get", "pods", "-n", namespace, "-l",
+                                      f"app.kubernetes.io/component={component}", "-o", "json"))["items"][0]
+        return [f"{pod['status']['podIP']}:{p['containerPort']}" for p in pod["spec"]["containers"][0]["ports"]]
+
+    bootstrap = flow.get("kafkausecase", namespace, "orders")["status"]["bootstrapServers"]
+    client_port = bootstrap.rsplit(":", 1)[1]
+    brokers, peers = addresses("broker"), addresses(quorum)
+    everything = [bootstrap, *brokers, *peers]
+    # The broker's client listener, through the Service and directly, is all an admitted namespace reaches.
+    admitted = {target: target == bootstrap or (target in brokers and target.endswith(f":{client_port}"))
+                for target in everything}
+    assert flow.reachable(flow.apps_ns[mode], everything) == admitted
+    assert flow.reachable(flow.outside_ns, everything) == {target: False for target in everything}
 
 
 def test_no_password_is_on_any_command_line(flow):
@@ -200,3 +256,70 @@ def test_killed_broker_and_quorum_pods_come_back_on_their_volumes_with_the_data(
     acked = set(flow.client_result(flow.apps_ns[mode], traffic)["acked"])
     read = set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES + 1500)["read"])
     assert acked and acked <= read, f"{len(acked - read)} acknowledged records lost"
+
+
+def test_a_use_case_re_created_with_the_same_name_starts_on_its_kept_data_or_afresh(flow):
+    """Last: it deletes the shared use cases. Both modes at once (their JVMs start side by side)."""
+    def claims(mode: str) -> dict[str, str]:
+        return {pvc["metadata"]["name"]: pvc["spec"].get("volumeName") for pvc in
+                json.loads(flow.kubectl("get", "pvc", "-n", flow.cluster_ns[mode], "-o", "json"))["items"]}
+
+    def gone(mode: str) -> bool:
+        """the use case and every pod of it gone"""
+        namespace = flow.cluster_ns[mode]
+        pods = json.loads(flow.kubectl("get", "pods", "-n", namespace, "-l", "kafka.usecase.dev/use-case=orders",
+                                       "-o", "json"))["items"]
+        return not pods and not flow.get("kafkausecase", namespace, "orders")
+
+    def delete_and_re_create(delete_claim: bool) -> None:
+        for mode in MODES:
+            flow.kubectl("delete", "kafkausecase", "orders", "-n", flow.cluster_ns[mode], "--wait=false")
+        for mode in MODES:
+            eventually(lambda m=mode: gone(m), timeout=300, interval=3)
+        flow.apply(*(flow.use_case(mode, delete_claim) for mode in MODES))
+        for mode in MODES:
+            eventually(lambda m=mode: flow.ready("kafkausecase", flow.cluster_ns[m], "orders"), timeout=READY_SECONDS,
+                       interval=3)
+
+    # deleteClaim false (the default): the volumes and the credentials their data was made with stay,
+    # and the re-created cluster is the same cluster: same id, same volumes, the records still there.
+    before = {mode: (claims(mode), flow.get("kafkausecase", flow.cluster_ns[mode], "orders")["status"].get("clusterId"))
+              for mode in MODES}
+    topic_ids = {mode: flow.get("kafkatopic", flow.apps_ns[mode], "orders")["status"]["topicId"] for mode in MODES}
+    delete_and_re_create(delete_claim=False)
+    for mode in MODES:
+        status = flow.get("kafkausecase", flow.cluster_ns[mode], "orders")["status"]
+        assert (claims(mode), status.get("clusterId")) == before[mode]
+        read = set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES)["read"])
+        assert set(range(MESSAGES)) <= read
+        assert flow.get("kafkatopic", flow.apps_ns[mode], "orders")["status"]["topicId"] == topic_ids[mode]
+
+    # deleteClaim true: the claims and credentials go with the use case; the re-created one starts
+    # empty, and the operator's resync puts the topic, the user and its ACLs back (DriftCorrected).
+    for mode in MODES:  # switched on the running use case: its Secrets become owned by it
+        flow.apply(flow.use_case(mode, delete_claim=True))
+    for mode in MODES:
+        def applied(m=mode):
+            """the operator has acted on the change"""
+            use_case = flow.get("kafkausecase", flow.cluster_ns[m], "orders")
+            return use_case["status"].get("observedGeneration") == use_case["metadata"]["generation"]
+
+        eventually(applied, timeout=60, interval=1)
+    corrected = {mode: flow.get("kafkauser", flow.apps_ns[mode], "shop")["status"].get("lastDriftCorrection")
+                 for mode in MODES}
+    delete_and_re_create(delete_claim=True)
+    for mode in MODES:
+        assert all(claims(mode).get(name) != volume for name, volume in before[mode][0].items())
+
+        def restored(m=mode):
+            """the topic re-created in the new cluster (a new topic id) and the user's credential put back"""
+            topic = flow.get("kafkatopic", flow.apps_ns[m], "orders")["status"]
+            user = flow.get("kafkauser", flow.apps_ns[m], "shop")["status"]
+            return topic.get("topicId") not in (None, topic_ids[m]) and \
+                user.get("lastDriftCorrection") not in (None, corrected[m])
+
+        eventually(restored, timeout=180, interval=2)
+        fresh = list(range(10_000, 10_050))
+        assert flow.run_client(mode, "shop", "produce", "orders", len(fresh), first=fresh[0]) == \
+            {"acked": fresh, "errors": []}
+        assert flow.run_client(mode, "shop", "consume", "orders", len(fresh))["read"] == fresh

@@ -31,7 +31,7 @@ def say(message: str) -> None:
 # What real nodes and offline image builds need from Debian: command -> package.
 HOST_PACKAGES = {"containerd": "containerd", "runc": "runc", "/usr/lib/cni/bridge": "containernetworking-plugins",
                  "debootstrap": "debootstrap", "dockerd": "docker.io", "iptables": "iptables", "conntrack": "conntrack",
-                 "mkfs.ext4": "e2fsprogs", "gcc": "gcc"}
+                 "mkfs.ext4": "e2fsprogs", "gcc": "gcc", "ipset": "ipset"}
 
 
 def install_host_packages(progress: str = "") -> None:
@@ -56,7 +56,7 @@ def build_all(kafka: bool = True, kube: bool = True) -> None:
     if kube:
         steps += [("etcd", build_etcd), ("kwok", build_kwok), ("helm", build_helm)]
         steps += [(name, lambda progress, name=name: build_kube(name, progress)) for name in KUBE_BINARIES]
-        steps += [("coredns", build_coredns), ("pause", build_pause)]
+        steps += [("coredns", build_coredns), ("kube-router", build_kube_router), ("pause", build_pause)]
     if kafka and kube:
         from devstack import images  # images need both: Kafka's jars, and pause from the kube step
 
@@ -98,6 +98,12 @@ def build_kube(binary: str, progress: str = "") -> None:
 def build_coredns(progress: str = "") -> None:
     """CoreDNS with the plugins cluster DNS needs (hack/coredns): the devstack's real nodes' DNS."""
     _go_build_in_wrapper("coredns", ".", "coredns", progress)
+
+
+def build_kube_router(progress: str = "") -> None:
+    """kube-router, for its NetworkPolicy controller alone: the real nodes' policy engine."""
+    _go_install(f"github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@{versions.KUBE_ROUTER}", "kube-router",
+                progress)
 
 
 def build_pause(progress: str = "") -> None:
@@ -148,7 +154,7 @@ def build_helm(progress: str = "") -> None:
 
 
 def kube_ready() -> bool:
-    names = ("etcd", "kwok", "helm", "coredns", "pause") + KUBE_BINARIES
+    names = ("etcd", "kwok", "helm", "coredns", "kube-router", "pause") + KUBE_BINARIES
     return all((paths.bin_dir() / n).exists() for n in names) and paths.kwok_stages_file().exists() and \
         all(_built_with(paths.bin_dir() / n) == _kube_version_flags() for n in KUBE_BINARIES)
 

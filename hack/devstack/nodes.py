@@ -2,15 +2,17 @@
 
 Each node has its own containerd (root, state, socket: a kubelet removes pod sandboxes it does not
 know), its own cgroup root, ports and directories, and its own bridge with a pod subnet of its own.
-Every node shares this machine's network namespace, so one kube-proxy serves them all, and one
-CoreDNS (the cluster domain only; it forwards nowhere) answers their pods.
+Every node shares this machine's network namespace, so one kube-proxy serves them all, one
+CoreDNS (the cluster domain only; it forwards nowhere) answers their pods, and one kube-router
+(its NetworkPolicy controller only) enforces NetworkPolicies for all of them: it filters the pods
+whose host IP is its node's, and every real node has this machine's address.
 
 Real nodes are labelled with their pool like the kwok nodes, and all of them carry the taint
 `devstack.kafka.usecase.dev/real-node=true:NoSchedule`: what runs on them tolerates it on purpose
 (the real-pod e2e tests, `devstack demo`), while every kwok-based test keeps landing on kwok nodes.
 
 `down` leaves nothing: processes and container shims, mounts, network namespaces, bridges, cgroups,
-kube-proxy's iptables rules, and the sysctls that kubelet and pod routing change.
+kube-proxy's and kube-router's iptables rules and ipsets, and the sysctls that kubelet and pod routing change.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ CLUSTER_DOMAIN = "cluster.local"
 KUBELET_PORT, KUBELET_HEALTHZ_PORT = 11250, 11350  # + node index
 DNS_HEALTH_PORT, DNS_READY_PORT = 18053, 18181
 PROXY_HEALTHZ_PORT, PROXY_METRICS_PORT = 10256, 10249
+POLICY_HEALTH_PORT = 20244  # kube-router's, on every address
 # kubelet changes these at start-up (and pods need forwarding): restored on `down`.
 SYSCTLS = ("kernel/panic", "kernel/panic_on_oops", "vm/overcommit_memory", "net/ipv4/ip_forward")
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -254,11 +257,11 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
     if existing and existing.running():
         return existing
     require_host_support()
-    for binary in ("kubelet", "kube-proxy", "coredns"):
+    for binary in ("kubelet", "kube-proxy", "coredns", "kube-router"):
         if not (paths.bin_dir() / binary).exists():
             raise DevstackError(f"{binary} is not built: run `devstack build` (or `make setup`)")
     api_host = kube_stack.config["host_ip"]
-    require_free_ports([("127.0.0.1", p) for p in (DNS_HEALTH_PORT, DNS_READY_PORT, PROXY_HEALTHZ_PORT)]
+    require_free_ports([("127.0.0.1", p) for p in (DNS_HEALTH_PORT, DNS_READY_PORT, PROXY_HEALTHZ_PORT, POLICY_HEALTH_PORT)]
                        + [(api_host, 53)] + [(api_host, KUBELET_PORT + n.index) for n in nodes], NAME)
     stack = Stack(NAME, run_root / NAME)
     shutil.rmtree(stack.root, ignore_errors=True)
@@ -294,6 +297,9 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
                    log=stack.log("coredns"), alive=lambda: stack.alive("coredns"))
         eventually(lambda: _nodes_ready(kubeconfig, nodes), 120, "real nodes Ready",
                    log=stack.log(f"kubelet-{nodes[0].name}"))
+        _start_policy_engine(stack, nodes[-1], kubeconfig)  # it reads its Node object at start-up
+        eventually(lambda: _http_ok(f"http://127.0.0.1:{POLICY_HEALTH_PORT}/healthz"), 60, "kube-router",
+                   log=stack.log("kube-router"), alive=lambda: stack.alive("kube-router"))
         stack.startup_seconds["nodes-ready"] = round(time.monotonic() - started, 1)
         stack.save()
     except BaseException:
@@ -318,9 +324,10 @@ def down(run_root: Path) -> bool:
         subprocess.run([*kubectl, "node", *[n.name for n in nodes]], capture_output=True, timeout=60)
     for node in nodes:
         _kill_containers(stack, node)
-    stack.stop(None, grace=5)  # containerds, kube-proxy
-    if (paths.bin_dir() / "kube-proxy").exists():
-        subprocess.run([str(paths.bin_dir() / "kube-proxy"), "--cleanup"], capture_output=True, timeout=60)
+    stack.stop(None, grace=5)  # containerds, kube-proxy, kube-router
+    for binary, cleanup in (("kube-proxy", "--cleanup"), ("kube-router", "--cleanup-config")):
+        if (paths.bin_dir() / binary).exists():
+            subprocess.run([str(paths.bin_dir() / binary), cleanup], capture_output=True, timeout=60)
     _clean_leftovers(stack.root, nodes)
     for key, value in stack.config.get("sysctls", {}).items():
         _write_sysctl(key, value)
@@ -387,6 +394,18 @@ def _start_kube_proxy(stack: Stack, node: RealNode, kubeconfig: Path) -> None:
         f"--healthz-bind-address=127.0.0.1:{PROXY_HEALTHZ_PORT}",
         f"--metrics-bind-address=127.0.0.1:{PROXY_METRICS_PORT}",
         "--oom-score-adj=0", "--conntrack-max-per-core=0", "--v=1",
+    ])
+
+
+def _start_policy_engine(stack: Stack, node: RealNode, kubeconfig: Path) -> None:
+    """kube-router with its firewall alone: routing and the service proxy are the bridges' and
+    kube-proxy's. Pods that no NetworkPolicy selects stay open; the node's own address (kubelet's
+    probes) is always let in."""
+    stack.start("kube-router", [
+        str(paths.bin_dir() / "kube-router"), f"--kubeconfig={kubeconfig}", f"--hostname-override={node.name}",
+        "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--run-loadbalancer=false",
+        f"--service-cluster-ip-range={SERVICE_CIDR}", f"--health-port={POLICY_HEALTH_PORT}", "--metrics-port=0",
+        "--iptables-sync-period=1m", "--v=1",
     ])
 
 

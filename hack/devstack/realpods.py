@@ -41,8 +41,9 @@ else:
 """
 
 
-def use_case(mode: str, namespace: str, brokers: int = 1, name: str = "orders") -> dict:
-    """One broker per real broker node, a quorum of 1 (3 with 3 brokers) on the metadata nodes."""
+def use_case(mode: str, namespace: str, brokers: int = 1, name: str = "orders", access: dict | None = None) -> dict:
+    """One broker per real broker node, a quorum of 1 (3 with 3 brokers) on the metadata nodes;
+    `access`: spec.access.namespaces (default: every namespace)."""
     placement = nodes.placement
     replication = min(brokers, 3)
     quorum = {"replicas": 1 if brokers == 1 else 3, "storage": {"size": "1Gi", "storageClass": nodes.STORAGE_CLASS},
@@ -51,7 +52,7 @@ def use_case(mode: str, namespace: str, brokers: int = 1, name: str = "orders") 
     return {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaUseCase",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"profile": "realtime", "metadataQuorum": {"mode": mode},
-                     "access": {"namespaces": {"from": "All"}},
+                     "access": {"namespaces": access or {"from": "All"}},
                      "kafka": {"replicas": brokers,
                                "storage": {"size": "1Gi", "storageClass": nodes.STORAGE_CLASS},
                                "resources": {"requests": {"memory": "768Mi", "cpu": "100m"},
@@ -76,10 +77,17 @@ def chart_values(**extra) -> dict:
 
 def client_pod(namespace: str, name: str, user: str, args: list[str]) -> dict:
     """A pod running CLIENT (`produce|consume TOPIC COUNT [PAUSE] [FIRST]`) with the user's Secret mounted."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"restartPolicy": "Never", **nodes.placement(None),
-                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                     "containers": [{"name": "client", "image": images.OPERATOR.ref, "imagePullPolicy": "Never",
-                                     "command": ["python3", "-c", CLIENT, *args],
-                                     "volumeMounts": [{"name": "kafka", "mountPath": "/etc/kafka"}]}],
-                     "volumes": [{"name": "kafka", "secret": {"secretName": user}}]}}
+    return python_pod(namespace, name, CLIENT, args, secret=user)
+
+
+def python_pod(namespace: str, name: str, script: str, args: list[str], secret: str | None = None) -> dict:
+    """A pod on a general real node running `python3 -c script args` from the operator's image
+    (confluent-kafka included), with `secret` mounted at /etc/kafka."""
+    container = {"name": "client", "image": images.OPERATOR.ref, "imagePullPolicy": "Never",
+                 "command": ["python3", "-c", script, *args]}
+    spec = {"restartPolicy": "Never", **nodes.placement(None),
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001}, "containers": [container]}
+    if secret:
+        container["volumeMounts"] = [{"name": "kafka", "mountPath": "/etc/kafka"}]
+        spec["volumes"] = [{"name": "kafka", "secret": {"secretName": secret}}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": spec}

@@ -8,6 +8,9 @@ KUBERNETES = "v1.36.3"  # k8s.io/kubernetes; its staging modules are published a
 ETCD = "v3.6.16"
 KWOK = "v0.8.0"
 HELM = "v4.3.1"
+# NetworkPolicy on the real nodes: run with the firewall only. The one advisory on v2.1.0 (the
+# newest the module proxy serves), GHSA-phqm-jgc3-qf8g, is in the service proxy, which never runs here.
+KUBE_ROUTER = "v2.1.0"
 
 
 def default_kafka_version(mode: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from kafka_usecase_operator.api.common import Reason
 from kafka_usecase_operator.conditions import Observed
 
-REFUSALS = (Reason.QUORUM_SHRINK, Reason.VERSION_DOWNGRADE, Reason.TOO_FEW_BROKERS)
+REFUSALS = (Reason.QUORUM_SHRINK, Reason.CONTROLLER_CHANGE, Reason.VERSION_DOWNGRADE, Reason.TOO_FEW_BROKERS)
 from kafka_usecase_operator.render.model import ClusterModel
 
 
@@ -17,6 +17,12 @@ def _version(text: str) -> tuple[int, ...]:
 def refuse_change(c: ClusterModel, running_quorum: int | None, running_version: str | None,
                   largest_topic_replication: int) -> Observed | None:
     """Why the desired cluster must not replace the running one, or None when it may."""
+    if c.mode == "kraft" and running_quorum and c.quorum_size != running_quorum:
+        return Observed("Ready", False, Reason.CONTROLLER_CHANGE,
+                        f"{running_quorum} KRaft controllers run; changing to {c.quorum_size} is not supported yet: "
+                        "the voters live in the metadata log (a KIP-853 dynamic quorum) and are changed only with "
+                        "Kafka's AddRaftVoter/RemoveRaftVoter requests, which neither confluent-kafka 2.16.1 nor "
+                        "kafka-python implements")
     if running_quorum and c.quorum_size < running_quorum // 2 + 1:
         return Observed("Ready", False, Reason.QUORUM_SHRINK,
                         f"{c.quorum_size} {c.mode} quorum node(s) would be fewer than a majority of the "

@@ -15,13 +15,14 @@ from devstack import kafka as devkafka
 from devstack import probes, proc
 from kafka_usecase_operator.api import KafkaUseCase
 from kafka_usecase_operator.render import config
-from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, cluster_model
+from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, cluster_model, controller_directory_id
 from waiting import eventually
 
 pytestmark = pytest.mark.kafka
 
 # Keys whose values name hosts, ports or paths: the only ones a local rewrite may change.
-LOCATION_KEYS = {"listeners", "advertised.listeners", "controller.quorum.voters", "zookeeper.connect", "log.dirs",
+LOCATION_KEYS = {"listeners", "advertised.listeners", "controller.quorum.bootstrap.servers", "zookeeper.connect",
+                 "log.dirs",
                  "dataDir", "clientPort"}
 
 
@@ -154,14 +155,18 @@ def test_kraft_mode_configuration_boots(stack, tmp_path):
         rendered = config.fill_placeholders(config.broker_properties(cluster), ordinal, pod_host, admin_password,
                                             controller_password)
         nodes.append((f"broker-{ordinal}", rendered, ip))
+    initial_controllers = localize(cluster.initial_controllers(cluster_id), controller_hosts, {})
     for name, rendered, ip in nodes:
         local = localize(rendered, {**controller_hosts, **broker_hosts, "0.0.0.0": ip},
                          {cluster.data_dir: str(tmp_path / name)})
         assert_only_locations_changed(rendered, local)
         (tmp_path / f"{name}.properties").write_text(local)
-        # What each pod's start script does the first time: format with the cluster id and the admin.
+        # What each pod's start script does the first time: format with the cluster id and the admin,
+        # as a dynamic quorum (controllers with the initial voters, brokers with none).
+        quorum = ["--initial-controllers", initial_controllers] if name.startswith("controller") else \
+            ["--no-initial-controllers"]
         proc.run(launcher.argv("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
-                               str(tmp_path / f"{name}.properties"), "--add-scram",
+                               str(tmp_path / f"{name}.properties"), *quorum, "--add-scram",
                                f"SCRAM-SHA-512=[name=admin,password={admin_password}]"), f"formatting {name}",
                  timeout=120)
     for name, _, _ in nodes:
@@ -185,4 +190,18 @@ def test_kraft_mode_configuration_boots(stack, tmp_path):
             break
         probe.poll(0.5)
     assert KafkaError._AUTHENTICATION in errors  # the controller listener checked the password
+
+    # A dynamic quorum (KIP-853): the voters, with the directory ids they were formatted with, are in
+    # the metadata log, so controllers can later be added and removed without a static list.
+    command_config = tmp_path / "controller-client.properties"
+    command_config.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security."
+        f'plain.PlainLoginModule required username="controller" password="{controller_password}";\n')
+    described = proc.run(launcher.argv("org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-controller",
+                                       controller, "--command-config", str(command_config), "describe", "--status"),
+                         "describing the metadata quorum", timeout=120)
+    voters = re.search(r"CurrentVoters:\s*(\[.*\])", described).group(1)
+    for ordinal in range(3):
+        node_id = CONTROLLER_ID_OFFSET + ordinal
+        assert f'"id": {node_id}, "directoryId": "{controller_directory_id(cluster_id, node_id)}"' in voters, voters
 

@@ -200,6 +200,21 @@ def test_kraft_use_case_becomes_ready_with_a_stable_cluster_id(kube_cluster, nam
     assert "ANONYMOUS" not in controller_config["controller.properties"]
 
 
+def test_the_credentials_follow_delete_claim_when_it_changes(kube_cluster, namespace, operator):
+    """Kept volumes keep their credentials: Secrets owned by the use case beside kept volumes would be
+    garbage-collected with it, and a cluster re-created on those volumes could not read its own data."""
+    def owners():
+        secrets = get(kube_cluster, namespace, "secrets", "-l", "kafka.usecase.dev/use-case=realtime")["items"]
+        return {s["metadata"]["name"]: [o["kind"] for o in s["metadata"].get("ownerReferences") or []] for s in secrets}
+
+    assert owners() == {"realtime-kafka-admin": [], "realtime-controller-credentials": []}
+    deleted = {"storage": {"deleteClaim": True}}
+    patch(kube_cluster, namespace, "realtime", {"kafka": deleted, "controllers": deleted})
+    eventually(lambda: set(map(tuple, owners().values())) == {("KafkaUseCase",)}, timeout=60)
+    patch(kube_cluster, namespace, "realtime", {"controllers": {"storage": {"deleteClaim": False}}})
+    eventually(lambda: set(map(tuple, owners().values())) == {()}, timeout=60)
+
+
 def test_external_use_case_reports_its_admin_connection(kube_cluster, kafka_kraft, namespace, operator):
     use_case = yaml.safe_load((ROOT / "examples" / "devstack" / "usecase.yaml").read_text())
     use_case["metadata"]["namespace"] = namespace

@@ -97,6 +97,29 @@ def test_kraft_controllers_authenticate_and_nothing_trusts_anonymous():
         "realtime-controllers-config"]["data"]["start.sh"]
 
 
+def test_kraft_clusters_are_formatted_as_a_dynamic_quorum():
+    """KIP-853: no static voter list; controllers are formatted with the same initial voters, each
+    with a directory id of its own that stays the same for the same cluster and node."""
+    c = example("realtime/usecase.yaml")
+    assert "controller.quorum.voters" not in config.broker_properties(c) + config.controller_properties(c)
+    assert "controller.quorum.bootstrap.servers=realtime-controllers-0.realtime-controllers-nodes.kafka-realtime.svc:9093," \
+        in config.controller_properties(c)
+    statefulsets = by_kind(cluster.build(c, OWNER, OPERATOR, cluster_id="4nKxQ8cYT0uB7iWTJt9qfg"), "StatefulSet")
+    env = {e["name"]: e.get("value") for e in
+           statefulsets["realtime-controllers"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    voters = env["INITIAL_CONTROLLERS"].split(",")
+    assert [v.split("@")[0] for v in voters] == ["1000", "1001", "1002"]
+    directory_ids = [v.rsplit(":", 1)[1] for v in voters]
+    assert len(set(directory_ids)) == 3 and all(len(d) == 22 and not d.startswith("-") for d in directory_ids)
+    assert c.initial_controllers("4nKxQ8cYT0uB7iWTJt9qfg") == env["INITIAL_CONTROLLERS"]  # stable
+    assert c.initial_controllers("another-cluster-id0000") != env["INITIAL_CONTROLLERS"]
+    brokers = statefulsets["realtime-kafka"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "INITIAL_CONTROLLERS" not in {e["name"] for e in brokers}
+    scripts = by_kind(cluster.build(c, OWNER, OPERATOR), "ConfigMap")
+    assert '--initial-controllers "${INITIAL_CONTROLLERS}"' in scripts["realtime-controllers-config"]["data"]["start.sh"]
+    assert "--no-initial-controllers" in scripts["realtime-kafka-config"]["data"]["start.sh"]
+
+
 def test_config_change_changes_the_pod_template_hash_and_scaling_does_not():
     base = {"kafka": {"replicas": 3, "config": {"log.retention.hours": 24}}}
     scaled = {"kafka": {"replicas": 5, "config": {"log.retention.hours": 24}}}

@@ -62,6 +62,9 @@ def test_unschedulable_pods_are_named_in_the_status():
      5, None, 0, "QuorumShrink"),
     ({"metadataQuorum": {"mode": "zookeeper"}, "kafka": {"version": "3.8.1"}}, 3, "3.9.2", 0, "VersionDowngrade"),
     ({"kafka": {"replicas": 1}}, 3, "4.3.1", 3, "TooFewBrokers"),
+    # KRaft voters live in the metadata log: no change of the controller count without AddRaftVoter
+    ({"controllers": {"replicas": 3}}, 5, "4.3.1", 0, "ControllerChangeUnsupported"),
+    ({"controllers": {"replicas": 5}}, 3, "4.3.1", 0, "ControllerChangeUnsupported"),
 ])
 def test_changes_that_would_break_what_runs_are_refused(spec, running_quorum, running_version, topic_rf, reason):
     refusal = refuse_change(model(spec), running_quorum, running_version, topic_rf)
@@ -70,7 +73,8 @@ def test_changes_that_would_break_what_runs_are_refused(spec, running_quorum, ru
 
 
 def test_safe_changes_pass():
-    assert refuse_change(model({"controllers": {"replicas": 3}}), 5, "4.3.1", 3) is None  # 3 of 5 keeps a majority
+    assert refuse_change(model({"controllers": {"replicas": 3}}), 3, "4.3.1", 3) is None
+    assert refuse_change(model({"controllers": {"replicas": 3}}), None, None, 0) is None  # a new cluster
     assert refuse_change(model({}), None, None, 0) is None
 
 

@@ -35,7 +35,8 @@ in turn and finds the 403 it causes in the API server's audit log):
   a topic's, user's or grant's KafkaUseCase read when it is handled (get);
 - a use case's children: written by server-side apply, which is a patch that creates the object
   the first time (create, patch); StatefulSets and Pods read back for the status (get, list, watch);
-- Secrets: generated credentials (create), read back (get), updated on rotation (patch);
+- Secrets: generated credentials (create), read back (get), updated on rotation and their owner
+  kept in line with storage.deleteClaim (patch);
 - Events it posts (create).
 */}}
 {{- define "kuo.namespacedRules" -}}

@@ -110,6 +110,7 @@ class Reason(str, Enum):
     UNREACHABLE = "Unreachable"  # external use case: it does not
     # Changes refused because of what already runs (nothing is applied):
     QUORUM_SHRINK = "QuorumShrink"
+    CONTROLLER_CHANGE = "ControllerChangeUnsupported"  # KRaft voters are added/removed by Kafka's API only
     VERSION_DOWNGRADE = "VersionDowngrade"
     TOO_FEW_BROKERS = "TooFewBrokers"
 

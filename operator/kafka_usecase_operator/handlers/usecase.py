@@ -154,13 +154,22 @@ def _ensure_secrets(kube, c: ClusterModel, owner: cluster.Owner) -> str | None:
     """The admin (and KRaft controller) credentials and the KRaft cluster id: generated once and
     kept, so a lost status or a restarted operator never changes them. Returns the cluster id.
     They live as long as the data that holds them: while a volume is kept when the use case is
-    deleted (storage.deleteClaim false), so are they, and a re-created use case finds both."""
+    deleted (storage.deleteClaim false), so are they, and a re-created use case finds both. The
+    ownership follows deleteClaim when it changes: owned Secrets beside kept volumes would be
+    garbage-collected, and a re-created cluster could no longer read its own data."""
     data_kept = not all(component.storage.delete_claim for component in cluster.components(c))
-    secret_owner = None if data_kept else owner
-    kube.create_if_absent(cluster.credentials_secret(c, c.admin_secret, secret_owner, {
-        "username": "admin", "password": secrets.token_urlsafe(32)}))
+    references = [] if data_kept else [owner.reference()]
+    generated = {c.admin_secret: {"username": "admin", "password": secrets.token_urlsafe(32)}}
+    if c.mode == "kraft":
+        generated[c.controller_secret] = {"username": "controller", "password": secrets.token_urlsafe(32),
+                                          "cluster-id": new_cluster_id()}
+    found = {}
+    for name, data in generated.items():
+        secret = kube.create_if_absent(cluster.credentials_secret(c, name, owner if references else None, data))
+        if [r["uid"] for r in secret["metadata"].get("ownerReferences") or []] != [r["uid"] for r in references]:
+            kube.set_owner_references(secret, references)
+        found[name] = secret
     if c.mode != "kraft":
         return None
-    controller = kube.create_if_absent(cluster.credentials_secret(c, c.controller_secret, secret_owner, {
-        "username": "controller", "password": secrets.token_urlsafe(32), "cluster-id": new_cluster_id()}))
+    controller = found[c.controller_secret]
     return base64.b64decode(controller["data"]["cluster-id"]).decode()

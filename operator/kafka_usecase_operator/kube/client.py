@@ -63,6 +63,13 @@ class Kube:
                 raise
         return resource.get(name=name, namespace=namespace).to_dict()
 
+    def set_owner_references(self, obj: dict[str, Any], references: list[dict]) -> None:
+        """Replace `obj`'s ownerReferences (a merge patch replaces a list whole; [] removes them)."""
+        metadata = obj["metadata"]
+        self._resource(obj["apiVersion"], obj["kind"]).patch(
+            body={"metadata": {"ownerReferences": references}}, name=metadata["name"],
+            namespace=metadata["namespace"], content_type="application/merge-patch+json")
+
     def patch_status(self, obj: dict[str, Any], status: dict) -> bool:
         """Merge-patch the status of `obj` as it was read: False when the object changed since
         (its resourceVersion moved on: the caller re-reads and recomputes) or was deleted."""

@@ -258,6 +258,8 @@ def _container(c: ClusterModel, component: Component, cluster_id: str) -> dict:
         if c.mode == "kraft":
             env += [_secret_env("CONTROLLER_PASSWORD", c.controller_secret, "password"),
                     {"name": "CLUSTER_ID", "value": cluster_id}]
+        if component.name == "controller":  # read only when the volume is formatted: a new cluster's voters
+            env.append({"name": "INITIAL_CONTROLLERS", "value": c.initial_controllers(cluster_id)})
     container = {
         "name": component.name,
         "image": component.image,

@@ -6,6 +6,7 @@ Every builder reads this one view, so a name or a default is decided in exactly 
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -130,11 +131,20 @@ class ClusterModel:
                 for i in range(self.quorum_size)] if self.mode == "zookeeper" else []
 
     @property
-    def voters(self) -> str:
+    def quorum_bootstrap_servers(self) -> str:
+        """Where brokers and controllers find the KRaft quorum. The voters themselves live in the
+        metadata log (KIP-853 dynamic quorum), so the quorum can change later without a static list."""
         if self.mode != "kraft":
             return ""
+        return ",".join(f"{self.pod_host(self.quorum_set, self.quorum_headless, i)}:{self.ports.controller}"
+                        for i in range(self.quorum_size))
+
+    def initial_controllers(self, cluster_id: str) -> str:
+        """The voters a new cluster's controllers are formatted with (`--initial-controllers`,
+        the same on every controller): `id@host:port:directory-id`."""
         return ",".join(f"{CONTROLLER_ID_OFFSET + i}@{self.pod_host(self.quorum_set, self.quorum_headless, i)}:"
-                        f"{self.ports.controller}" for i in range(self.quorum_size))
+                        f"{self.ports.controller}:{controller_directory_id(cluster_id, CONTROLLER_ID_OFFSET + i)}"
+                        for i in range(self.quorum_size))
 
     # --- settings ------------------------------------------------------------------------------
     @property
@@ -177,6 +187,16 @@ def new_cluster_id() -> str:
     while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
         pass
     return cluster_id
+
+
+def controller_directory_id(cluster_id: str, node_id: int) -> str:
+    """A KRaft controller's metadata directory id (KIP-853), derived from the cluster id and the node
+    id: every controller formats with the same voter set without any state kept beside it, and a
+    controller whose volume is replaced formats as the voter it was, as in a static quorum. The top
+    bit is cleared so the id never starts with "-" (see new_cluster_id)."""
+    digest = bytearray(hashlib.sha256(f"{cluster_id}/{node_id}".encode()).digest()[:16])
+    digest[0] &= 0x7F
+    return base64.urlsafe_b64encode(bytes(digest)).decode().rstrip("=")
 
 
 def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec,
