@@ -16,9 +16,10 @@ conf = {"bootstrap.servers": secret("bootstrap.servers"), "security.protocol": s
 action, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0  # seconds between records (traffic during a fault)
 first = int(sys.argv[5]) if len(sys.argv) > 5 else 0  # the first record's number
+timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 60.0  # seconds a record may wait to be acknowledged
 if action == "produce":
     acked, errors = [], []
-    producer = Producer({**conf, "acks": "all", "message.timeout.ms": 60000})
+    producer = Producer({**conf, "acks": "all", "message.timeout.ms": int(timeout * 1000)})
     def delivered(error, message):
         (errors.append(error.name()) if error else acked.append(int(message.value())))
     for i in range(count):
@@ -76,7 +77,7 @@ def chart_values(**extra) -> dict:
 
 
 def client_pod(namespace: str, name: str, user: str, args: list[str]) -> dict:
-    """A pod running CLIENT (`produce|consume TOPIC COUNT [PAUSE] [FIRST]`) with the user's Secret mounted."""
+    """A pod running CLIENT (`produce|consume TOPIC COUNT [PAUSE] [FIRST] [TIMEOUT]`) with the user's Secret mounted."""
     return python_pod(namespace, name, CLIENT, args, secret=user)
 
 
