@@ -208,10 +208,11 @@ def test_the_credentials_follow_delete_claim_when_it_changes(kube_cluster, names
         return {s["metadata"]["name"]: [o["kind"] for o in s["metadata"].get("ownerReferences") or []] for s in secrets}
 
     assert owners() == {"realtime-kafka-admin": [], "realtime-controller-credentials": []}
-    deleted = {"storage": {"deleteClaim": True}}
-    patch(kube_cluster, namespace, "realtime", {"kafka": deleted, "controllers": deleted})
+    # (the sizes as they are: a claim's size cannot change in place; 5Gi is the controllers' default)
+    patch(kube_cluster, namespace, "realtime", {"kafka": {"storage": {"deleteClaim": True}},
+                                                "controllers": {"storage": {"size": "5Gi", "deleteClaim": True}}})
     eventually(lambda: set(map(tuple, owners().values())) == {("KafkaUseCase",)}, timeout=60)
-    patch(kube_cluster, namespace, "realtime", {"controllers": {"storage": {"deleteClaim": False}}})
+    patch(kube_cluster, namespace, "realtime", {"controllers": {"storage": {"size": "5Gi", "deleteClaim": False}}})
     eventually(lambda: set(map(tuple, owners().values())) == {()}, timeout=60)
 
 
