@@ -32,6 +32,7 @@ MODES = tuple(m for m in ("kraft", "zookeeper") if m in os.environ.get("DEVSTACK
 RELEASE = "kuo-real"
 MESSAGES = 200
 BROKERS = int(os.environ.get("DEVSTACK_BROKERS") or 1)
+TRAFFIC = 1500 if BROKERS >= 3 else 0  # records produced while pods are killed (3 brokers, replication 3)
 READY_SECONDS = 420  # two use cases' JVMs starting together on 2 shared cores
 ADMITTED_LABEL = "e2e.kafka.usecase.dev/clients"  # the namespaces the use cases' access admits
 PROBE = r"""
@@ -249,8 +250,8 @@ def test_killed_broker_and_quorum_pods_come_back_on_their_volumes_with_the_data(
     old = {name: flow.get("pod", namespace, name)["metadata"]["uid"] for name in ("orders-kafka-0", quorum_pod)}
     # With 3 brokers (make test-slow), acks=all traffic flows while they go: replication 3 and
     # min ISR 2 mean nothing acknowledged may be lost.
-    traffic = flow.run_client(mode, "shop", "produce", "orders", 1500, pause=0.04,
-                                                     first=MESSAGES, wait=False) if BROKERS >= 3 else None
+    traffic = flow.run_client(mode, "shop", "produce", "orders", TRAFFIC, pause=0.04,
+                              first=MESSAGES, wait=False) if TRAFFIC else None
     flow.kubectl("delete", "pod", "orders-kafka-0", quorum_pod, "-n", namespace, "--wait=false")
 
     def back():
@@ -269,7 +270,7 @@ def test_killed_broker_and_quorum_pods_come_back_on_their_volumes_with_the_data(
         assert flow.run_client(mode, "shop", "consume", "orders", MESSAGES) == {"read": list(range(MESSAGES))}
         return
     acked = set(flow.client_result(flow.apps_ns[mode], traffic)["acked"])
-    read = set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES + 1500)["read"])
+    read = set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES + TRAFFIC)["read"])
     assert acked and acked <= read, f"{len(acked - read)} acknowledged records lost"
 
 
@@ -301,12 +302,14 @@ def test_a_use_case_re_created_with_the_same_name_starts_on_its_kept_data_or_afr
     before = {mode: (claims(mode), flow.get("kafkausecase", flow.cluster_ns[mode], "orders")["status"].get("clusterId"))
               for mode in MODES}
     topic_ids = {mode: flow.get("kafkatopic", flow.apps_ns[mode], "orders")["status"]["topicId"] for mode in MODES}
+    stored = {mode: set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES + TRAFFIC)["read"])
+              for mode in MODES}
     delete_and_re_create(delete_claim=False)
     for mode in MODES:
         status = flow.get("kafkausecase", flow.cluster_ns[mode], "orders")["status"]
         assert (claims(mode), status.get("clusterId")) == before[mode]
-        read = set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES)["read"])
-        assert set(range(MESSAGES)) <= read
+        read = set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES + TRAFFIC)["read"])
+        assert set(range(MESSAGES)) <= stored[mode] and read == stored[mode]  # every record, none new
         assert flow.get("kafkatopic", flow.apps_ns[mode], "orders")["status"]["topicId"] == topic_ids[mode]
 
     # deleteClaim true: the claims and credentials go with the use case; the re-created one starts

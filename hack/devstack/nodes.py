@@ -12,7 +12,8 @@ Real nodes are labelled with their pool like the kwok nodes, and all of them car
 (the real-pod e2e tests, `devstack demo`), while every kwok-based test keeps landing on kwok nodes.
 
 `down` leaves nothing: processes and container shims, mounts, network namespaces, bridges, cgroups,
-kube-proxy's and kube-router's iptables rules and ipsets, and the sysctls that kubelet and pod routing change.
+kube-proxy's and kube-router's iptables rules and ipsets, and the sysctls that kubelet and pod
+routing change.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ def placement(pool: str | None) -> dict:
 def require_host_support() -> None:
     """One line naming what is missing, before anything starts."""
     for tool, package in (("containerd", "containerd"), ("runc", "runc"), ("iptables", "iptables"),
-                          ("ip", "iproute2"), ("conntrack", "conntrack")):
+                          ("ip", "iproute2"), ("conntrack", "conntrack"), ("ipset", "ipset")):
         require_tool(tool, f"real nodes need {tool}: apt-get install {package}")
     for plugin in ("bridge", "host-local", "portmap", "loopback"):
         if not Path(f"/usr/lib/cni/{plugin}").exists():
@@ -261,8 +262,9 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
         if not (paths.bin_dir() / binary).exists():
             raise DevstackError(f"{binary} is not built: run `devstack build` (or `make setup`)")
     api_host = kube_stack.config["host_ip"]
-    require_free_ports([("127.0.0.1", p) for p in (DNS_HEALTH_PORT, DNS_READY_PORT, PROXY_HEALTHZ_PORT, POLICY_HEALTH_PORT)]
-                       + [(api_host, 53)] + [(api_host, KUBELET_PORT + n.index) for n in nodes], NAME)
+    local_ports = (DNS_HEALTH_PORT, DNS_READY_PORT, PROXY_HEALTHZ_PORT, POLICY_HEALTH_PORT)
+    require_free_ports([("127.0.0.1", p) for p in local_ports] + [(api_host, 53)]
+                       + [(api_host, KUBELET_PORT + n.index) for n in nodes], NAME)
     stack = Stack(NAME, run_root / NAME)
     shutil.rmtree(stack.root, ignore_errors=True)
     stack.root.mkdir(parents=True)
