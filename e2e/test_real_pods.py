@@ -125,7 +125,8 @@ class RealFlow:
         phase = eventually(finished, timeout=180, interval=1)
         logs = self.kubectl("logs", name, "-n", namespace)
         assert phase == "Succeeded", logs
-        return json.loads(logs.strip().splitlines()[-1])
+        # its one line of JSON; librdkafka may log to stderr after it (e.g. as a consumer closes)
+        return json.loads(next(line for line in reversed(logs.splitlines()) if line.startswith("{")))
 
 
 @pytest.fixture(scope="module")
