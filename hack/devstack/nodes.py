@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -327,9 +329,9 @@ def down(run_root: Path) -> bool:
     for node in nodes:
         _kill_containers(stack, node)
     stack.stop(None, grace=5)  # containerds, kube-proxy, kube-router
-    for binary, cleanup in (("kube-proxy", "--cleanup"), ("kube-router", "--cleanup-config")):
-        if (paths.bin_dir() / binary).exists():
-            subprocess.run([str(paths.bin_dir() / binary), cleanup], capture_output=True, timeout=60)
+    if (paths.bin_dir() / "kube-proxy").exists():
+        subprocess.run([str(paths.bin_dir() / "kube-proxy"), "--cleanup"], capture_output=True, timeout=60)
+    _remove_policy_rules()
     _clean_leftovers(stack.root, nodes)
     for key, value in stack.config.get("sysctls", {}).items():
         _write_sysctl(key, value)
@@ -502,6 +504,28 @@ def _clean_leftovers(root: Path, nodes: list[RealNode] | None = None) -> None:
         shutil.rmtree(root / node.name, ignore_errors=True)
         for leftover in SOCKET_DIR.glob(f"{node.socket.name}*"):
             leftover.unlink()
+
+
+POLICY_CHAINS = re.compile(r"^KUBE-(ROUTER|POD-FW|NWPLCY)-")
+
+
+def _remove_policy_rules() -> None:
+    """kube-router's filter chains, the jumps into them and its ipsets. Its own `--cleanup-config`
+    (v2.1.0) leaves the chains and then crashes in the service proxy's cleanup, which needs IPVS."""
+    saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout.splitlines()
+    chains = [line[1:].split()[0] for line in saved if line.startswith(":") and POLICY_CHAINS.match(line[1:])]
+    for line in saved:  # the jumps from the built-in chains (rules inside kube-router's go with -F)
+        words = shlex.split(line)
+        if words[:1] == ["-A"] and not POLICY_CHAINS.match(words[1]) and "-j" in words and \
+                POLICY_CHAINS.match(words[words.index("-j") + 1]):
+            subprocess.run(["iptables", "-t", "filter", "-D", *words[1:]], capture_output=True)
+    for flag in ("-F", "-X"):
+        for chain in chains:
+            subprocess.run(["iptables", "-t", "filter", flag, chain], capture_output=True)
+    sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout.split()
+    for name in sets:
+        if name.startswith(("KUBE-", "kube-router")):
+            subprocess.run(["ipset", "destroy", name], capture_output=True)
 
 
 def _mounts_under(root: Path) -> list[str]:
