@@ -512,17 +512,23 @@ POLICY_CHAINS = re.compile(r"^KUBE-(ROUTER|POD-FW|NWPLCY)-")
 def _remove_policy_rules() -> None:
     """kube-router's filter chains, the jumps into them and its ipsets. Its own `--cleanup-config`
     (v2.1.0) leaves the chains and then crashes in the service proxy's cleanup, which needs IPVS."""
+    if not shutil.which("iptables-save"):
+        return  # no iptables: nothing of kube-router's can be there
     saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout.splitlines()
     chains = [line[1:].split()[0] for line in saved if line.startswith(":") and POLICY_CHAINS.match(line[1:])]
     for line in saved:  # the jumps from the built-in chains (rules inside kube-router's go with -F)
-        words = shlex.split(line)
+        try:
+            words = shlex.split(line)
+        except ValueError:  # not a rule iptables-save would quote like this: not one of kube-router's
+            continue
         if words[:1] == ["-A"] and not POLICY_CHAINS.match(words[1]) and "-j" in words and \
                 POLICY_CHAINS.match(words[words.index("-j") + 1]):
             subprocess.run(["iptables", "-t", "filter", "-D", *words[1:]], capture_output=True)
     for flag in ("-F", "-X"):
         for chain in chains:
             subprocess.run(["iptables", "-t", "filter", flag, chain], capture_output=True)
-    sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout.split()
+    sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout.split() \
+        if shutil.which("ipset") else []
     for name in sets:
         if name.startswith(("KUBE-", "kube-router")):
             subprocess.run(["ipset", "destroy", name], capture_output=True)
