@@ -4,6 +4,9 @@ directory, duplicate counting, and the completeness arithmetic."""
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -259,3 +262,24 @@ def test_the_c_and_python_read_loops_send_the_same_events_from_damaged_segments(
         else:  # one damaged record is set aside; every other record is sent, in order
             assert len(sent) == len(expected) - 1 and all(s in expected for s in sent), name
             assert sum(1 for *_, corrupt in chunks if corrupt) == 1, name
+
+
+def test_sigterm_exits_even_when_the_kafka_client_hangs_in_its_teardown(tmp_path):
+    """librdkafka's rd_kafka_destroy can hang on a pending request: the forwarder must still leave
+    within its bound after SIGTERM, not hold the pod until it is killed."""
+    script = ("import sys, time\n"
+              "from kafka_usecase_clients.twostep import forwarder as f\n"
+              "f.Forwarder.__init__.__kwdefaults__['shutdown_seconds'] = 0.0\n"
+              "f.Forwarder.close = lambda self: time.sleep(3600)  # a teardown that never returns\n"
+              "sys.exit(f.main(sys.argv[1:]))\n")
+    process = subprocess.Popen([sys.executable, "-c", script, "--dir", str(tmp_path), "--bootstrap-servers",
+                                "127.0.0.1:1"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "forwarding" in process.stderr.readline()
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - signalled < 15
+        assert "shutdown did not finish in 10s" in process.stderr.read()
+    finally:
+        process.kill()

@@ -59,7 +59,12 @@ class Pipeline:
 
     def kill_forwarder(self, sig: int = signal.SIGKILL) -> int:
         self.forwarder.send_signal(sig)
-        return self.forwarder.wait(timeout=30)
+        try:
+            return self.forwarder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            tail = self.forwarder_log.read_text(errors="replace").splitlines()[-20:]
+            raise AssertionError(f"the forwarder did not exit within 30 s of signal {sig}; its log ends:\n"
+                                 + "\n".join(tail)) from None
 
     def metrics(self) -> dict[str, float]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:

@@ -666,6 +666,26 @@ def routes_from(args) -> Routes:
     return Routes(default, [], audit_cluster, args.audit_topic)
 
 
+def _stop_within(forwarder: Forwarder, seconds: float) -> None:
+    """Ask the loop to stop, and exit regardless after `seconds`: a client library that hangs in
+    its teardown (librdkafka's rd_kafka_destroy can, on a pending request) must not hold the pod
+    past its grace period. Exiting then loses nothing: positions are persisted, atomically, only
+    for batches Kafka confirmed, and the rest is re-sent by the next run."""
+    if forwarder.stop.is_set():
+        return
+
+    def exit_now() -> None:
+        log.warning("shutdown did not finish in %.0fs: exiting; unconfirmed events are re-sent at the next start",
+                    seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    watchdog = threading.Timer(seconds, exit_now)
+    watchdog.daemon = True
+    watchdog.start()
+    forwarder.stop.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="twostep-forwarder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", required=True, help="the directory the writers append to")
@@ -686,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_port:
         forwarder.metrics.serve(args.metrics_port)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: forwarder.stop.set())
+        signal.signal(sig, lambda *_: _stop_within(forwarder, forwarder.shutdown_seconds + 10))
     log.info("forwarding %s", args.dir)
     forwarder.run()
     log.info("stopped")
