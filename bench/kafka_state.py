@@ -1,15 +1,17 @@
 """KafkaTopics and KafkaUsers at scale, measured the way ../shared/BENCHMARKS.md measured Strimzi.
 
-    .venv/bin/python bench/kafka_state.py [--topics 1000] [--large-topics 10000] [--users 500]
+    .venv/bin/python bench/kafka_state.py [--topics 1000] [--large-topics 10000] [--users 500] [--quota-users 500]
 
 Against the devstack (real API server, 1-broker Kafka 4.x KRaft; reused if running, else started
 and stopped): objects are created with 16 client threads; a run is done when every object is
 Ready (seen through a watch, not repeated lists) AND verified on the broker (topics exist with
 their partition count; users have a SCRAM credential, their 4 ACL bindings and their Secret).
 Each scenario runs with batching on (100 items / 100 ms) and off (1 item per admin request),
-side by side, a fresh operator process each. Prints one line: seconds, objects/s, admin requests,
-API requests by the operator (counted in the API server's audit log, not by the operator), peak
-operator RSS.
+side by side, a fresh operator process each; then users without and with quotas (verified on the
+broker too), batching on, and the ratio of their rates. Prints one line: seconds, objects/s, admin
+requests, API requests by the operator (counted in the API server's audit log, not by the
+operator), peak operator RSS. Only the quota comparison:
+--topics 0 --large-topics 0 --users 0 --quota-users 500.
 """
 
 from __future__ import annotations
@@ -44,18 +46,22 @@ def topic(prefix: str, i: int) -> dict:
             "spec": {"useCase": {"name": "bench"}, "partitions": 1, "config": {"retention.ms": 86400000}}}
 
 
-def user(prefix: str, i: int) -> dict:
-    """3 ACL rules, 4 bindings, as in the Strimzi run."""
+QUOTAS = {"producerByteRate": 1048576, "consumerByteRate": 2097152}
+QUOTAS_IN_KAFKA = {"producer_byte_rate": 1048576.0, "consumer_byte_rate": 2097152.0}
+
+
+def user(prefix: str, i: int, quotas: bool = False) -> dict:
+    """3 ACL rules, 4 bindings, as in the Strimzi run; optionally two quotas."""
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "KafkaUser", "metadata": {"name": f"{prefix}-{i}"},
-            "spec": {"useCase": {"name": "bench"}, "acls": [
+            "spec": {"useCase": {"name": "bench"}, **({"quotas": QUOTAS} if quotas else {}), "acls": [
                 {"resource": {"type": "topic", "name": f"{prefix}-{i}"}, "operations": ["Write"]},
                 {"resource": {"type": "topic", "name": f"{prefix}-{i}"}, "operations": ["Read", "Describe"]},
                 {"resource": {"type": "group", "name": f"{prefix}-{i}"}, "operations": ["Read"]}]}}
 
 
 class Run:
-    def __init__(self, stack_env: dict, kind: str, count: int, batching: bool):
-        self.env, self.kind, self.count, self.batching = stack_env, kind, count, batching
+    def __init__(self, stack_env: dict, kind: str, count: int, batching: bool, quotas: bool = False):
+        self.env, self.kind, self.count, self.batching, self.quotas = stack_env, kind, count, batching, quotas
         self.plural = "kafkatopics" if kind == "topics" else "kafkausers"
         self.ns = f"bench-{uuid.uuid4().hex[:6]}"
         self.prefix = f"b{uuid.uuid4().hex[:5]}"
@@ -90,7 +96,7 @@ class Run:
         ready = threading.Event()
         watcher = threading.Thread(target=self._watch_ready, args=(ready,), daemon=True)
         watcher.start()
-        make = topic if self.kind == "topics" else user
+        make = topic if self.kind == "topics" else (lambda prefix, i: user(prefix, i, self.quotas))
         cpu_before = self._cpu()
         started = time.monotonic()
         with ThreadPoolExecutor(THREADS) as pool:
@@ -154,6 +160,9 @@ class Run:
         usernames = [f"{self.ns}.{n}" for n in names]
         assert all(v is True for v in admin.scram_users(usernames).values()), "a Ready user has no SCRAM credential"
         assert all(len(admin.acls_of(f"User:{u}")) == 4 for u in usernames), "a Ready user lacks its 4 bindings"
+        if self.quotas:
+            assert all(q == QUOTAS_IN_KAFKA for q in admin.user_quotas(usernames).values()), \
+                "a Ready user lacks its quotas"
         secrets = self.core.list_namespaced_secret(self.ns, label_selector="kafka.usecase.dev/kafka-user").items
         assert len(secrets) == self.count, f"{len(secrets)} Secrets for {self.count} users"
 
@@ -249,29 +258,38 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=1000)
     parser.add_argument("--large-topics", type=int, default=10000, help="0 to skip")
     parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--quota-users", type=int, default=500,
+                        help="users without, then with quotas, batching on, side by side; 0 to skip")
     args = parser.parse_args()
     env, started = _devstack()
     try:
         config.load_kube_config(env["kubeconfig"])
         subprocess.run([env["kubectl"], "--kubeconfig", env["kubeconfig"], "apply", "--server-side",
                         "--force-conflicts", "-f", str(ROOT / "crds")], check=True, capture_output=True)
-        scenarios = [(kind, n) for kind, n in (("topics", args.topics), ("users", args.users)) if n]
+        scenarios = [(kind, n, batching, False) for kind, n in (("topics", args.topics), ("users", args.users)) if n
+                     for batching in (True, False)]
         if args.large_topics:
-            scenarios.append(("topics", args.large_topics))
-        figures = []
-        for kind, count in scenarios:
-            for batching in (True, False):
-                run = Run(env, kind, count, batching)
-                run.setup()
-                try:
-                    result = run.measure()
-                finally:
-                    run.teardown()
-                figures.append(f"{count} {kind} batching {'on' if batching else 'off'}: {result['seconds']:.1f}s "
-                               f"{result['rate']:.1f}/s (created in {result['created_s']:.1f}s) admin {result['admin']:.0f} "
-                               f"api {result['api']} rss peak {result['rss']:.0f}MB, when done {result['rss_done']:.0f}MB; cpu-s "
-                               + " ".join(f"{k} {v:.1f}" for k, v in result["cpu"].items()))
-                print(figures[-1], file=sys.stderr, flush=True)
+            scenarios += [("topics", args.large_topics, batching, False) for batching in (True, False)]
+        if args.quota_users:
+            scenarios += [("users", args.quota_users, True, quotas) for quotas in (False, True)]
+        figures, rates = [], {}
+        for kind, count, batching, quotas in scenarios:
+            run = Run(env, kind, count, batching, quotas)
+            run.setup()
+            try:
+                result = run.measure()
+            finally:
+                run.teardown()
+            rates[(kind, count, batching, quotas)] = result["rate"]
+            figures.append(f"{count} {kind}{' with quotas' if quotas else ''} batching {'on' if batching else 'off'}: "
+                           f"{result['seconds']:.1f}s "
+                           f"{result['rate']:.1f}/s (created in {result['created_s']:.1f}s) admin {result['admin']:.0f} "
+                           f"api {result['api']} rss peak {result['rss']:.0f}MB, when done {result['rss_done']:.0f}MB; cpu-s "
+                           + " ".join(f"{k} {v:.1f}" for k, v in result["cpu"].items()))
+            print(figures[-1], file=sys.stderr, flush=True)
+        if args.quota_users:
+            with_quotas, without = (rates[("users", args.quota_users, True, q)] for q in (True, False))
+            figures.append(f"users with quotas / without: {with_quotas / without:.2f}x")
         print("kafka-state bench (1-broker KRaft devstack, 16 client threads): " + " | ".join(figures))
     finally:
         if len(started) > int("kube" in started):

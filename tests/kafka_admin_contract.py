@@ -74,5 +74,26 @@ def acls_are_observed_per_principal(admin):
     assert admin.acls_of(other) == {theirs}
 
 
+def user_quotas_are_set_changed_and_removed_one_user_at_a_time(admin):
+    mine, other = _name("quota"), _name("quota")
+    assert admin.user_quotas([mine, other]) == {mine: {}, other: {}}
+
+    assert admin.alter_user_quotas({mine: {"producer_byte_rate": 1048576.0, "request_percentage": 50.0},
+                                    other: {"consumer_byte_rate": 2048.0}}) == {mine: None, other: None}
+    both = {mine: {"producer_byte_rate": 1048576.0, "request_percentage": 50.0}, other: {"consumer_byte_rate": 2048.0}}
+    eventually(lambda: admin.user_quotas([mine, other]) == both, timeout=30)
+
+    assert admin.alter_user_quotas({mine: {"producer_byte_rate": 2097152.0, "request_percentage": None,
+                                           "controller_mutation_rate": 5.0}}) == {mine: None}
+    eventually(lambda: admin.user_quotas([mine]) == {mine: {"producer_byte_rate": 2097152.0,
+                                                             "controller_mutation_rate": 5.0}}, timeout=30)
+    assert admin.user_quotas([other]) == {other: {"consumer_byte_rate": 2048.0}}  # untouched
+
+    assert admin.alter_user_quotas({mine: {"producer_byte_rate": None, "controller_mutation_rate": None},
+                                    other: {"consumer_byte_rate": None}}) == {mine: None, other: None}
+    eventually(lambda: admin.user_quotas([mine, other]) == {mine: {}, other: {}}, timeout=30)
+
+
 CONTRACT = [topics_are_created_described_grown_and_reconfigured, one_bad_item_does_not_fail_the_batch,
-            scram_credentials_come_and_go, acls_are_observed_per_principal]
+            scram_credentials_come_and_go, acls_are_observed_per_principal,
+            user_quotas_are_set_changed_and_removed_one_user_at_a_time]

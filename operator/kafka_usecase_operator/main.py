@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # kopf logs two INFO lines per handled object: at 10,000 objects, real CPU
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        # kafka-python (client quotas) logs every connection attempt; its failures reach us as results
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     importlib.import_module("kafka_usecase_operator.handlers")  # registers the handlers with kopf
     return asyncio.run(serve(settings))
 

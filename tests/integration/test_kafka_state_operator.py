@@ -192,6 +192,62 @@ def test_changes_made_behind_the_operators_back_are_repaired(env):
     assert {e["involvedObject"]["name"] for e in events} >= {"orders", "order-service"}
 
 
+def test_quotas_come_from_the_user_or_the_use_case_defaults_and_drift_is_repaired(env):
+    def user(name: str, quotas: dict | None) -> dict:
+        spec = {"useCase": {"name": "devstack"}, **({"quotas": quotas} if quotas is not None else {})}
+        return {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaUser", "metadata": {"name": name},
+                "spec": spec}
+
+    def in_kafka(name: str) -> dict:
+        return env.admin.user_quotas([f"{env.ns}.{name}"])[f"{env.ns}.{name}"]
+
+    def status_quotas(name: str) -> dict | None:
+        return (env.get("kafkauser", name) or {}).get("status", {}).get("quotas")
+
+    def defaults(quotas: dict | None) -> None:
+        env.kubectl("patch", "kafkausecase", "devstack", "-n", env.ns, "--type=merge",
+                    "-p", json.dumps({"spec": {"quotas": {"defaults": quotas} if quotas else None}}))
+
+    unmanaged = f"{env.ns}.nobody"  # a principal no KafkaUser names: never touched
+    assert env.admin.alter_user_quotas({unmanaged: {"producer_byte_rate": 4096.0}}) == {unmanaged: None}
+    for manifest in (user("throttled", {"producerByteRate": 1048576}), user("plain", None), user("opted-out", {})):
+        env.apply(manifest)
+    for name in ("throttled", "plain", "opted-out"):
+        env.wait_ready("kafkauser", name)
+    eventually(lambda: in_kafka("throttled") == {"producer_byte_rate": 1048576.0})
+    assert status_quotas("throttled") == {"producerByteRate": 1048576, "source": "KafkaUser"}
+    assert (in_kafka("plain"), status_quotas("plain")) == ({}, {"source": "None"})
+    try:
+        # The use case's defaults reach the user without quotas of its own (at the next resync), and no other.
+        defaults({"consumerByteRate": 2097152})
+        eventually(lambda: in_kafka("plain") == {"consumer_byte_rate": 2097152.0})
+        eventually(lambda: status_quotas("plain") == {"consumerByteRate": 2097152, "source": "KafkaUseCase"})
+        assert in_kafka("throttled") == {"producer_byte_rate": 1048576.0} and in_kafka("opted-out") == {}
+        assert status_quotas("opted-out") == {"source": "KafkaUser"}
+
+        # Changed in Kafka behind the operator's back: put back by the resync, with an Event.
+        env.admin.alter_user_quotas({f"{env.ns}.throttled": {"producer_byte_rate": 9e6, "request_percentage": 10.0}})
+        eventually(lambda: in_kafka("throttled") == {"producer_byte_rate": 1048576.0})
+
+        def drift_event():
+            """a DriftCorrected Event for the user naming what was put back"""
+            events = json.loads(env.kubectl("get", "events", "-n", env.ns, "-o", "json", "--field-selector",
+                                            "reason=DriftCorrected,involvedObject.name=throttled"))["items"]
+            return any("quotas producer_byte_rate=1048576, request_percentage removed" in e["message"]
+                       for e in events)
+
+        eventually(drift_event)
+        # Deleting a user removes its quota entity.
+        env.kubectl("delete", "kafkauser", "throttled", "-n", env.ns, "--timeout=60s", timeout=70)
+        eventually(lambda: in_kafka("throttled") == {})
+    finally:  # the defaults go, and with them the quotas they gave (later tests run without)
+        defaults(None)
+    eventually(lambda: in_kafka("plain") == {})
+    eventually(lambda: status_quotas("plain") == {"source": "None"})  # no stale value left in the status
+    assert env.admin.user_quotas([unmanaged])[unmanaged] == {"producer_byte_rate": 4096.0}
+    env.admin.alter_user_quotas({unmanaged: {"producer_byte_rate": None}})
+
+
 def test_a_shared_grant_removed_keeps_what_the_users_own_acls_still_want(env):
     env.wait_ready("kafkaacl", "order-readers")
     principal = f"User:{env.ns}.order-service"

@@ -86,3 +86,16 @@ def test_acl_plan_is_a_set_difference_so_shared_grants_survive():
 ])
 def test_scram_plan(exists, wanted, rotate, expected):
     assert plan_scram("u", exists, wanted, rotate) == expected
+
+
+def test_quotas_plan_sets_what_differs_and_removes_what_is_no_longer_wanted():
+    from kafka_usecase_operator.api.common import Quotas
+    from kafka_usecase_operator.kafka.plan import plan_quotas, quota_values
+
+    desired = quota_values(Quotas(producer_byte_rate=1048576, request_percentage=50))
+    assert desired == {"producer_byte_rate": 1048576.0, "request_percentage": 50.0}
+    assert plan_quotas(desired, desired) == {}
+    assert plan_quotas(desired, {}) == desired
+    observed = {"producer_byte_rate": 2097152.0, "controller_mutation_rate": 5.0, "request_percentage": 50.0}
+    assert plan_quotas(desired, observed) == {"producer_byte_rate": 1048576.0, "controller_mutation_rate": None}
+    assert plan_quotas(quota_values(None), observed) == dict.fromkeys(observed)  # a user without quotas: all removed

@@ -111,3 +111,58 @@ def test_kopfs_connection_cap_leaves_room_for_every_watch_stream():
     assert len(watched) == WATCHED_RESOURCES
     assert kopf_connections(four) == 4 * WATCHED_RESOURCES + 20
     assert kopf_connections(OperatorSettings(api_connections=20)) == WATCHED_RESOURCES + 20
+
+
+def test_quotas_in_force_are_the_users_own_else_the_use_cases_defaults_else_none():
+    from kafka_usecase_operator.api.common import Quotas
+    from kafka_usecase_operator.reconcile.users import quotas_in_force
+
+    use_case = {"spec": {"quotas": {"defaults": {"producerByteRate": 1048576}}}}
+    own = Quotas(consumer_byte_rate=2048)
+    assert quotas_in_force(own, use_case) == (own, "KafkaUser")
+    assert quotas_in_force(Quotas(), use_case) == (Quotas(), "KafkaUser")  # `quotas: {}` opts out of the defaults
+    assert quotas_in_force(None, use_case) == (Quotas(producer_byte_rate=1048576), "KafkaUseCase")
+    assert quotas_in_force(None, {"spec": {}}) == (None, "None")
+
+
+def test_one_quota_describe_serves_every_user_of_a_resync():
+    admin = FakeKafkaAdmin()
+    admin.quotas = {"a": {"producer_byte_rate": 1024.0}, "unmanaged": {"request_percentage": 10.0}}
+    calls = []
+    describe = admin.user_quotas
+    admin.user_quotas = lambda users: calls.append(len(users)) or describe(users)
+    executor = KafkaExecutor(admin, max_items=100, max_delay=0.05)
+
+    async def resync():
+        return await asyncio.gather(*(executor.user_quotas(f"u{i}") for i in range(300)), executor.user_quotas("a"))
+
+    results = asyncio.run(resync())
+    assert calls == [301] and results[-1] == {"producer_byte_rate": 1024.0} and results[0] == {}
+
+
+def test_quotas_are_synced_only_for_users_that_have_or_had_them():
+    from kafka_usecase_operator.api.common import Quotas
+    from kafka_usecase_operator.reconcile.users import sync_quotas
+
+    admin = FakeKafkaAdmin()
+    admin.quotas = {"by-hand": {"producer_byte_rate": 4096.0}}
+    executor = KafkaExecutor(admin, max_items=1)
+
+    async def sync(user, quotas, had):
+        return await sync_quotas(executor, user, quotas, had_quotas=had)
+
+    assert asyncio.run(sync("by-hand", None, False)) == []  # opt-in: never touched, no request
+    assert executor.requests_sent == 0 and admin.quotas["by-hand"] == {"producer_byte_rate": 4096.0}
+    assert asyncio.run(sync("u", Quotas(producer_byte_rate=1048576), False)) == ["quotas producer_byte_rate=1048576"]
+    assert asyncio.run(sync("u", Quotas(producer_byte_rate=1048576), True)) == []
+    assert asyncio.run(sync("u", Quotas(request_percentage=12.5), True)) == \
+        ["quotas producer_byte_rate removed, request_percentage=12.5"]
+    assert asyncio.run(sync("u", None, True)) == ["quotas request_percentage removed"]
+    assert "u" not in admin.quotas
+
+
+def test_a_key_gone_from_a_nested_status_object_is_removed_not_left_behind():
+    previous = {"quotas": {"producerByteRate": 1048576, "source": "KafkaUser"}, "username": "a"}
+    assert changed_fields(previous, {"quotas": {"source": "None"}, "username": "a"}) == \
+        {"quotas": {"source": "None", "producerByteRate": None}}
+    assert changed_fields(previous, dict(previous)) == {}

@@ -139,6 +139,30 @@ class Status(Model):
     """`Ready` and any others; `Ready=False` carries a reason and a message."""
 
 
+MAX_BYTE_RATE = 10 * 2**30  # 10 GiB/s per broker: beyond any broker's network
+MAX_REQUEST_PERCENTAGE = 10_000  # 100 request-handler and network threads' worth
+MAX_MUTATION_RATE = 10_000  # partitions created or deleted per second
+
+
+class Quotas(Model):
+    """Limits Kafka enforces for one principal, each per broker (KIP-13, KIP-124, KIP-599): a client
+    over its limit is slowed down by the broker (throttled), never refused. A field left out means
+    no limit of that kind."""
+
+    producer_byte_rate: Annotated[int | None, Field(ge=1024, le=MAX_BYTE_RATE)] = None
+    """Bytes per second the principal may produce to each broker (Kafka's `producer_byte_rate`)."""
+    consumer_byte_rate: Annotated[int | None, Field(ge=1024, le=MAX_BYTE_RATE)] = None
+    """Bytes per second the principal may fetch from each broker (`consumer_byte_rate`)."""
+    request_percentage: Annotated[float | None, Field(gt=0, le=MAX_REQUEST_PERCENTAGE)] = None
+    """Share of each broker's request-handler and network thread time, in percent of one thread
+    (`request_percentage`; a broker with 8 I/O and 3 network threads has 1100% in all)."""
+    controller_mutation_rate: Annotated[float | None, Field(gt=0, le=MAX_MUTATION_RATE)] = None
+    """Partitions per second the principal may create or delete (topic creation and deletion,
+    partition additions; `controller_mutation_rate`). Over it, Kafka refuses the request with
+    THROTTLING_QUOTA_EXCEEDED (CreateTopics v6+, as the Java client and kafka-python send) or
+    answers it late (older versions, as confluent-kafka 2.16 sends)."""
+
+
 class KafkaStateStatus(Status):
     """Status of the kinds that live in Kafka (topics, users, ACLs)."""
 

@@ -43,6 +43,9 @@ def structural(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> di
         node.pop("title", None)
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if type(node.get(bound)) in (int, float):  # JSON Schema's number; OpenAPI v3.0's is a flag
+            node[inclusive], node[bound] = node[bound], True
     if node.get("x-kubernetes-int-or-string"):
         node.pop("type", None)
         node.pop("maxLength", None)
@@ -152,7 +155,8 @@ def _describe(node: dict[str, Any], required: bool) -> str:
         parts.append("One of: " + ", ".join(f"`{v}`" for v in node["enum"]) + ".")
     if node.get("items", {}).get("enum"):
         parts.append("Each one of: " + ", ".join(f"`{v}`" for v in node["items"]["enum"]) + ".")
-    bounds = [f"{label} {node[key]}" for key, label in (("minimum", "min"), ("maximum", "max"),
+    minimum = "more than" if node.get("exclusiveMinimum") else "min"
+    bounds = [f"{label} {node[key]}" for key, label in (("minimum", minimum), ("maximum", "max"),
                                                           ("minLength", "min length"), ("maxLength", "max length"),
                                                           ("minItems", "min items"), ("maxItems", "max items"),
                                                           ("maxProperties", "max entries")) if key in node]

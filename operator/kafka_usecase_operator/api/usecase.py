@@ -8,7 +8,7 @@ from pydantic import Field
 
 from kafka_usecase_operator.render import images
 from kafka_usecase_operator.api.common import (DNS_SUBDOMAIN, READY_COLUMNS, ConfigMap, Kind,
-                                               Model, PrinterColumn, Rule, Status)
+                                               Model, PrinterColumn, Quotas, Rule, Status)
 
 # Broker settings the operator owns: listeners, security, identity and storage layout. A user
 # value would break the cluster or its security, so admission refuses them.
@@ -231,6 +231,15 @@ class KafkaUseCaseSpec(Model):
     """Manage topics, users and ACLs on a cluster this operator does not run."""
     access: Access = Access()
     """Which namespaces may reference this use case (default: only its own)."""
+    quotas: UseCaseQuotas | None = None
+    """Quotas for this use case's users."""
+
+
+class UseCaseQuotas(Model):
+    defaults: Quotas | None = None
+    """Quotas for every KafkaUser of this use case that sets none of its own, applied as each
+    user's own quota (never Kafka's `<default>` entity, which would also restrain principals no
+    KafkaUser manages). Unset: no quota. No profile sets one."""
 
 
 class KafkaUseCaseStatus(Status):

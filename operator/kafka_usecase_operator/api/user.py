@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kafka_usecase_operator.api.common import (READY_COLUMNS, Grants, Kind, Model, PrinterColumn, Rule, SecretKeyRef,
-                                               KafkaStateStatus, UseCaseRef, immutable)
+from kafka_usecase_operator.api.common import (READY_COLUMNS, Grants, Kind, Model, PrinterColumn, Quotas, Rule,
+                                               SecretKeyRef, KafkaStateStatus, UseCaseRef, immutable)
 
 USERNAME = r"^[A-Za-z0-9._@-]+$"
 
@@ -42,6 +42,14 @@ class KafkaUserSpec(Model):
     """This user's grants; its effective ACLs also include every KafkaAcl that names it."""
     team: Annotated[str | None, Field(max_length=63, pattern=r"^[a-z0-9A-Z]([-a-z0-9A-Z_.]*[a-z0-9A-Z])?$")] = None
     """Owning team; carried as a label on the credentials Secret."""
+    quotas: Quotas | None = None
+    """This user's quotas; unset: the use case's `quotas.defaults`, if any, else none."""
+
+
+class QuotasInForce(Quotas):
+    source: Literal["KafkaUser", "KafkaUseCase", "None"] = "None"
+    """`KafkaUser`: the user's own spec.quotas; `KafkaUseCase`: its use case's quotas.defaults;
+    `None`: no quota."""
 
 
 class KafkaUserStatus(KafkaStateStatus):
@@ -52,6 +60,8 @@ class KafkaUserStatus(KafkaStateStatus):
     password_rotation: str | None = None
     """The value of the `kafka.usecase.dev/rotate-password` annotation last acted on: setting the
     annotation to any new value rotates the password once."""
+    quotas: QuotasInForce | None = None
+    """The quotas Kafka enforces for this user, and where they come from."""
 
 
 KafkaUser = Kind(
@@ -62,6 +72,7 @@ KafkaUser = Kind(
         PrinterColumn("Username", ".status.username"),
         PrinterColumn("Use case", ".spec.useCase.name"),
         PrinterColumn("Secret", ".status.secret", priority=1),
+        PrinterColumn("Quotas", ".status.quotas.source", priority=1),
         *READY_COLUMNS,
     ),
 )

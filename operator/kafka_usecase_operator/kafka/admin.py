@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from kafka_usecase_operator.kafka.model import AclBinding, Topic
-from kafka_usecase_operator.kafka.plan import AlterTopicConfig
+from kafka_usecase_operator.kafka.plan import AlterTopicConfig, QuotaChange, QuotaValues
 
 
 class KafkaAdmin(Protocol):
@@ -36,3 +36,9 @@ class KafkaAdmin(Protocol):
     def create_acls(self, bindings: list[AclBinding]) -> dict[AclBinding, Exception | None]: ...
 
     def delete_acls(self, bindings: list[AclBinding]) -> dict[AclBinding, Exception | None]: ...
+
+    def user_quotas(self, users: list[str]) -> dict[str, QuotaValues | Exception]:
+        """Each user entity's quotas ({} for none): one request however many users are asked."""
+
+    def alter_user_quotas(self, changes: dict[str, QuotaChange]) -> dict[str, Exception | None]:
+        """Set each user's keys, or remove those mapped to None."""

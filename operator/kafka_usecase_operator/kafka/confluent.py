@@ -1,4 +1,5 @@
-"""KafkaAdmin on confluent-kafka's AdminClient: one request per batch, answers per item."""
+"""KafkaAdmin on confluent-kafka's AdminClient: one request per batch, answers per item. Client
+quotas, which confluent-kafka lacks, go through kafka-python (quotas.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from confluent_kafka import admin as ck
 
 from kafka_usecase_operator.kafka.model import AclBinding, Topic
 from kafka_usecase_operator.kafka.plan import AlterTopicConfig
+from kafka_usecase_operator.kafka.quotas import KafkaPythonQuotas
 
 SCRAM = ck.ScramMechanism.SCRAM_SHA_512
 SCRAM_ITERATIONS = 4096  # the minimum Kafka accepts for SCRAM-SHA-512, as Strimzi uses: hashed client-side, per user
@@ -21,6 +23,11 @@ class ConfluentKafkaAdmin:
         self.authentication_error: str | None = None
         self.client = ck.AdminClient({**config, "log_level": 0, "error_cb": self._on_error})
         self.timeout = timeout
+        self.quotas = KafkaPythonQuotas(config, timeout)
+
+    def close(self) -> None:
+        """confluent-kafka's client goes with its last reference; kafka-python's has a thread to stop."""
+        self.quotas.close()
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._AUTHENTICATION:
@@ -121,6 +128,13 @@ class ConfluentKafkaAdmin:
         futures = self.client.delete_acls(filters, request_timeout=self.timeout)
         outcomes = [_outcome(future, self.timeout) for future in futures.values()]
         return dict(zip(bindings, outcomes))
+
+    # --- client quotas (kafka-python) -------------------------------------------------------------
+    def user_quotas(self, users):
+        return self.quotas.user_quotas(users)
+
+    def alter_user_quotas(self, changes):
+        return self.quotas.alter_user_quotas(changes)
 
     def _per_item(self, futures: dict) -> dict:
         return {key: _outcome(future, self.timeout) for key, future in futures.items()}

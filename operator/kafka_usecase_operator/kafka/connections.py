@@ -8,6 +8,7 @@ re-read at most every `secret_ttl` seconds, so thousands of objects cost one rea
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import time
@@ -94,6 +95,11 @@ class Connections:
         retired = self._executors.pop(cached[1], None) if cached else None
         if retired:
             self.retired_requests += retired.requests_sent
+            try:  # closed (off the event loop: it joins a thread) once the calls in flight had their time
+                loop = asyncio.get_running_loop()
+                loop.call_later(2 * self.timeout + 5, lambda: loop.run_in_executor(None, retired.close))
+            except RuntimeError:  # no event loop: nothing is in flight
+                retired.close()
 
     @property
     def admin_requests(self) -> int:

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError, KafkaException
 from kafka_usecase_operator.kafka.admin import KafkaAdmin
 from kafka_usecase_operator.kafka.batching import Batcher
 from kafka_usecase_operator.kafka.model import AclBinding, Topic
-from kafka_usecase_operator.kafka.plan import AlterTopicConfig
+from kafka_usecase_operator.kafka.plan import AlterTopicConfig, QuotaChange, QuotaValues
 
 # Errors that mean "the cluster cannot be reached (yet)", not "Kafka refused this item".
 UNREACHABLE_CODES = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE,
@@ -64,8 +64,13 @@ class KafkaExecutor:
         self._delete_scram = batcher(admin.delete_scram)
         self._create_acls = batcher(admin.create_acls)
         self._delete_acls = batcher(admin.delete_acls)
+        # A describe reads every user entity at once: one request serves a whole resync's users.
+        self._quotas = Batcher(admin.user_quotas, max_items=max(max_items, 10_000) if max_items > 1 else 1,
+                               max_delay=max_delay if max_items > 1 else 0.0)
+        self._alter_quotas = batcher(lambda items: admin.alter_user_quotas(dict(items)), key=_first)
         self._batchers = [self._describe, self._create, self._partitions, self._configs, self._delete, self._scram,
-                          self._upsert, self._delete_scram, self._create_acls, self._delete_acls]
+                          self._upsert, self._delete_scram, self._create_acls, self._delete_acls, self._quotas,
+                          self._alter_quotas]
         self._acl_reads = 0
 
     def explain(self, error: BaseException) -> str:
@@ -102,6 +107,17 @@ class KafkaExecutor:
 
     async def delete_scram(self, user: str) -> None:
         await self._delete_scram.submit(user)
+
+    async def user_quotas(self, user: str) -> QuotaValues:
+        return await self._quotas.submit(user)
+
+    async def alter_user_quotas(self, user: str, change: QuotaChange) -> None:
+        await self._alter_quotas.submit((user, change))
+
+    def close(self) -> None:
+        close = getattr(self.admin, "close", None)
+        if close:
+            close()
 
     async def acls_of(self, principal: str) -> set[AclBinding]:
         """Filtered on the broker by principal: one request each (a filter cannot be batched)."""

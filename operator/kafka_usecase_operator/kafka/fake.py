@@ -19,6 +19,7 @@ class FakeKafkaAdmin:
         self.topics: dict[str, Topic] = {}
         self.scram: dict[str, str] = {}
         self.acls: set[AclBinding] = set()
+        self.quotas: dict[str, dict[str, float]] = {}  # user -> Kafka's quota key -> value
         self.default_replication_factor = default_replication_factor
 
     def describe_topics(self, names):
@@ -84,3 +85,18 @@ class FakeKafkaAdmin:
     def delete_acls(self, bindings):
         self.acls.difference_update(bindings)
         return {binding: None for binding in bindings}
+
+    def user_quotas(self, users):
+        return {user: dict(self.quotas.get(user, {})) for user in users}
+
+    def alter_user_quotas(self, changes):
+        for user, change in changes.items():
+            values = self.quotas.setdefault(user, {})
+            for key, value in change.items():
+                if value is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = value
+            if not values:
+                del self.quotas[user]
+        return {user: None for user in changes}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kafka_usecase_operator.api.common import AclRule
+from kafka_usecase_operator.api.common import AclRule, Quotas
 from kafka_usecase_operator.kafka.model import AclBinding, Topic
 
 RESOURCE_TYPES = {"topic": "TOPIC", "group": "GROUP", "cluster": "CLUSTER", "transactionalId": "TRANSACTIONAL_ID"}
@@ -107,3 +107,26 @@ def plan_scram(user: str, exists: bool, wanted: bool, rotate: bool) -> list[Upse
     if not exists or rotate:
         return [UpsertScram(user, rotated=exists)]
     return []
+
+
+# Kafka's quota keys for a user entity, by the field of Quotas that sets each.
+QUOTA_KEYS = {"producer_byte_rate": "producer_byte_rate", "consumer_byte_rate": "consumer_byte_rate",
+              "request_percentage": "request_percentage", "controller_mutation_rate": "controller_mutation_rate"}
+
+QuotaValues = dict[str, float]  # Kafka's key -> value, what one user entity holds
+QuotaChange = dict[str, float | None]  # Kafka's key -> new value, or None: remove the key
+
+
+def quota_values(quotas: Quotas | None) -> QuotaValues:
+    """The entries Kafka should hold for a user: one per field set."""
+    if quotas is None:
+        return {}
+    return {key: float(value) for field, key in QUOTA_KEYS.items() if (value := getattr(quotas, field)) is not None}
+
+
+def plan_quotas(desired: QuotaValues, observed: QuotaValues) -> QuotaChange:
+    """The keys to set and to remove so that the user's quota entity holds exactly `desired`
+    (empty: nothing to do). Only ever called for users the operator manages."""
+    change: QuotaChange = {key: value for key, value in desired.items() if observed.get(key) != value}
+    change.update({key: None for key in observed if key not in desired})
+    return change

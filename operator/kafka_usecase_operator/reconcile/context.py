@@ -56,9 +56,18 @@ def new_status(previous: dict | None, outcome: Outcome, generation: int | None) 
 
 
 def changed_fields(previous: dict | None, status: dict) -> dict:
-    """Only what differs, so an unchanged status costs no write."""
+    """Only what differs, so an unchanged status costs no write; as a merge patch, so a key gone
+    from a nested object (e.g. a quota no longer in force) is removed (null), not left behind."""
     previous = previous or {}
-    return {k: v for k, v in status.items() if previous.get(k) != v}
+    patch = {}
+    for key, value in status.items():
+        before = previous.get(key)
+        if before == value:
+            continue
+        if isinstance(before, dict) and isinstance(value, dict):
+            value = {**value, **{k: None for k in before if k not in value}}
+        patch[key] = value
+    return patch
 
 
 def ready_reason(status: dict | None) -> str | None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import secrets
 
 from kafka_usecase_operator.api import InvalidSpec, KafkaAcl, KafkaUser
-from kafka_usecase_operator.api.common import Reason
+from kafka_usecase_operator.api.common import Quotas, Reason
+from kafka_usecase_operator.api.usecase import UseCaseQuotas
 from kafka_usecase_operator.kafka.executor import KafkaExecutor, describe_error
 from kafka_usecase_operator.kafka.model import AclBinding
-from kafka_usecase_operator.kafka.plan import acl_bindings, plan_acls
+from kafka_usecase_operator.kafka.plan import acl_bindings, plan_acls, plan_quotas, quota_values
 from kafka_usecase_operator.kube.rest import Ref
 from kafka_usecase_operator.reconcile.context import Context, Outcome, failed, ready_reason
 from kafka_usecase_operator.render import user_secret
@@ -79,9 +80,12 @@ async def reconcile(ctx: Context, world: World, obj: dict) -> Outcome:
                                                     "data": secret["data"]})
             changes.append(f"Secret {secret_ref.name} updated")
         changes += await sync_principal(ctx, world, kafka, key, obj)
+        quotas, source = quotas_in_force(spec.quotas, use_case)
+        changes += await sync_quotas(kafka, name, quotas, had_quotas=bool(_status_quotas(obj)))
     except Exception as error:  # per item: Kafka's refusal, or the cluster not there
         return failed(ctx, error, key, kafka)
-    fields = {"username": name, "secret": secret_ref.name}
+    fields = {"username": name, "secret": secret_ref.name,
+              "quotas": {**(quotas.model_dump(by_alias=True, exclude_none=True) if quotas else {}), "source": source}}
     if rotation:
         fields["passwordRotation"] = rotation
     first = ready_reason(obj.get("status")) is None
@@ -105,7 +109,41 @@ async def delete(ctx: Context, world: World, obj: dict, use_case: dict) -> str |
         failures = await kafka.delete_acls(await kafka.acls_of(principal(obj)))
     if await kafka.scram_exists(name):
         await kafka.delete_scram(name)
+    await sync_quotas(kafka, name, None, had_quotas=bool(_status_quotas(obj)))
     return describe_error(failures[0]) if failures else None
+
+
+# --- quotas -------------------------------------------------------------------------------------
+
+def quotas_in_force(own: Quotas | None, use_case: dict) -> tuple[Quotas | None, str]:
+    """The user's own quotas when it sets any (an empty `quotas: {}` too: it opts out of the
+    defaults), else its use case's defaults, else none; and which of the three it is."""
+    if own is not None:
+        return own, "KafkaUser"
+    # (the use case was validated: ctx.scope admits no one to an invalid one)
+    defaults = UseCaseQuotas.model_validate((use_case.get("spec") or {}).get("quotas") or {}).defaults
+    return (defaults, "KafkaUseCase") if defaults is not None else (None, "None")
+
+
+async def sync_quotas(kafka: KafkaExecutor, user: str, quotas: Quotas | None, had_quotas: bool) -> list[str]:
+    """Make the user's quota entity in Kafka hold exactly `quotas`. Opt-in: a user that has no
+    quotas and had none from the operator costs no request, and whatever quota someone set for it
+    by hand (before an upgrade, say) is left alone."""
+    desired = quota_values(quotas)
+    if not desired and not had_quotas:
+        return []
+    observed = await kafka.user_quotas(user)
+    change = plan_quotas(desired, observed)
+    if not change:
+        return []
+    await kafka.alter_user_quotas(user, change)
+    parts = [f"{key}={value:.15g}" if value is not None else f"{key} removed" for key, value in sorted(change.items())]
+    return [f"quotas {', '.join(parts)}"]
+
+
+def _status_quotas(user: dict) -> dict:
+    """The quota values the status last said were in force (without `source`)."""
+    return {k: v for k, v in ((user.get("status") or {}).get("quotas") or {}).items() if k != "source"}
 
 
 # --- a principal's ACLs -------------------------------------------------------------------------
