@@ -70,6 +70,16 @@ def test_defaults_a_user_relies_on():
     assert use_case.metadata_quorum is None and use_case.profile == "general"
 
 
+def test_setting_only_delete_claim_keeps_the_quorum_claims_default_size():
+    """A claim's size cannot change in a StatefulSet: a default that moved with it would break the update."""
+    spec = {"metadataQuorum": {"mode": "kraft"}, "controllers": {"storage": {"deleteClaim": True}}}
+    use_case = KafkaUseCase.parse({"metadata": {"name": "u"}, "spec": spec})
+    bare = KafkaUseCase.parse({"metadata": {"name": "u"}, "spec": {"metadataQuorum": {"mode": "kraft"},
+                                                                   "controllers": {}}})
+
+    assert use_case.controllers.storage.size == bare.controllers.storage.size == "5Gi"
+
+
 def test_invalid_spec_is_a_permanent_error_with_its_reason():
     import kopf
 

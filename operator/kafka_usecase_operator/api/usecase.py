@@ -54,6 +54,11 @@ class Storage(Model):
     credentials it needs, so a use case re-created with the same name finds both again)."""
 
 
+class QuorumStorage(Storage):
+    size: Size = "5Gi"
+    """Size of each node's PersistentVolumeClaim."""
+
+
 class Toleration(Model):
     key: Annotated[str | None, Field(max_length=316)] = None
     operator: Literal["Exists", "Equal"] = "Equal"
@@ -107,7 +112,7 @@ class QuorumSpec(Model):
     heap: Size | None = None
     """Java heap of each node, e.g. `256Mi`. Default: half the memory limit (or request), at
     most 6Gi; 512Mi without either."""
-    storage: Storage = Storage(size="5Gi")
+    storage: QuorumStorage = QuorumStorage()  # its own default size: setting only deleteClaim keeps 5Gi
     """Each node's PersistentVolumeClaim."""
     placement: Placement = Placement()
     """Dedicated nodes: the operator adds a required anti-affinity so these pods never share a node
