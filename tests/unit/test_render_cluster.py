@@ -182,6 +182,27 @@ def test_registry_pull_policy_and_secrets_come_from_the_operator_settings():
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
 
 
+def test_a_use_cases_own_pull_policy_and_secrets_replace_the_operators_on_every_pod():
+    from kafka_usecase_operator.render.images import ImageSettings
+
+    operator = ImageSettings("registry.example/kuo", "IfNotPresent", ("operator-cred",))
+    spec = {"metadataQuorum": {"mode": "zookeeper"}, "imagePullPolicy": "Always",
+            "imagePullSecrets": [{"name": "team-cred"}]}
+    own = cluster_model("uc", "apps", KafkaUseCase.parse({"metadata": {"name": "uc"}, "spec": spec}), operator)
+    none = cluster_model("uc", "apps", KafkaUseCase.parse(
+        {"metadata": {"name": "uc"}, "spec": {"imagePullSecrets": []}}), operator)
+
+    for sts in by_kind(cluster.build(own, OWNER, OPERATOR), "StatefulSet").values():
+        pod = sts["spec"]["template"]["spec"]
+        assert pod["imagePullSecrets"] == [{"name": "team-cred"}]
+        assert pod["containers"][0]["imagePullPolicy"] == "Always"
+        assert pod["containers"][0]["image"].startswith("registry.example/kuo/")  # the registry stays the operator's
+    for sts in by_kind(cluster.build(none, OWNER, OPERATOR), "StatefulSet").values():
+        pod = sts["spec"]["template"]["spec"]
+        assert not pod.get("imagePullSecrets")
+        assert pod["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+
 def test_heap_follows_the_memory_limit_capped_or_the_override():
     from kafka_usecase_operator.api.usecase import Resources
     from kafka_usecase_operator.render.model import heap_options

@@ -138,6 +138,11 @@ class MetadataQuorum(Model):
     """`kraft` (Kafka 4.x, or 3.x) or `zookeeper` (Kafka 3.x only). Cannot change after creation."""
 
 
+class LocalObjectReference(Model):
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    """Name of a Secret in the KafkaUseCase's namespace."""
+
+
 class SecretRef(Model):
     name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
     """Name of a Secret in the KafkaUseCase's namespace, with keys `username` and `password`."""
@@ -190,14 +195,15 @@ def _mode(spec: KafkaUseCaseSpec) -> str:
 
 
 _MODE_CEL = "(has(self.metadataQuorum) ? self.metadataQuorum.mode : 'kraft')"
-_IN_CLUSTER = ("kafka", "zookeeper", "controllers", "metadata_quorum")
+_IN_CLUSTER = ("kafka", "zookeeper", "controllers", "metadata_quorum", "image_pull_policy", "image_pull_secrets")
 
 
 class KafkaUseCaseSpec(Model):
     rules = (
         Rule("!has(self.external) || !(has(self.kafka) || has(self.zookeeper) || has(self.controllers) "
-             "|| has(self.metadataQuorum))",
-             "external is mutually exclusive with kafka, zookeeper, controllers and metadataQuorum",
+             "|| has(self.metadataQuorum) || has(self.imagePullPolicy) || has(self.imagePullSecrets))",
+             "external is mutually exclusive with kafka, zookeeper, controllers, metadataQuorum, "
+             "imagePullPolicy and imagePullSecrets",
              check=lambda s: s.external is None or all(getattr(s, f) is None for f in _IN_CLUSTER),
              field_path=".external"),
         Rule(f"!has(self.zookeeper) || {_MODE_CEL} == 'zookeeper'",
@@ -232,6 +238,11 @@ class KafkaUseCaseSpec(Model):
     """The dedicated ZooKeeper ensemble (mode zookeeper)."""
     controllers: ControllersSpec | None = None
     """The dedicated KRaft controllers (mode kraft)."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    """Pull policy of this use case's pods. Default: the operator's (chart `kafkaImages.pullPolicy`)."""
+    image_pull_secrets: Annotated[list[LocalObjectReference], Field(max_length=16)] | None = None
+    """Secrets in this namespace that this use case's pods pull their images with; replaces the
+    operator's list (chart `kafkaImages.pullSecrets`), `[]` pulls with none."""
     external: ExternalCluster | None = None
     """Manage topics, users and ACLs on a cluster this operator does not run."""
     access: Access = Access()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kafka_usecase_operator.api.usecase import DEFAULT_KAFKA_VERSION, KafkaUseCaseSpec
 from kafka_usecase_operator.render import profiles
@@ -201,4 +201,9 @@ def controller_directory_id(cluster_id: str, node_id: int) -> str:
 
 def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec,
                   images: ImageSettings = ImageSettings()) -> ClusterModel:
+    """`images` are the operator's settings; the use case's own pull policy and secrets win."""
+    if spec.image_pull_policy is not None:
+        images = replace(images, pull_policy=spec.image_pull_policy)
+    if spec.image_pull_secrets is not None:
+        images = replace(images, pull_secrets=tuple(ref.name for ref in spec.image_pull_secrets))
     return ClusterModel(name=name, namespace=namespace, spec=spec, images=images)
