@@ -119,6 +119,7 @@ def side_by_side(*runs) -> dict:
         thread.join()
     if failures:
         raise failures[0]
+    print("rates (MiB/s):", {key: round(rate / MIB, 2) for key, rate in rates.items()})  # shown with -s or -rP
     return rates
 
 
