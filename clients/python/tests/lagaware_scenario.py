@@ -180,7 +180,8 @@ class Result:
         return (f"{self.name}: slope {self.slope():+.2f} msg/s (bound {BOUNDED_SHARE * self.rate:.2f}), final lag "
                 f"{self.lag[-1][1]}, p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms, "
                 f"lost {self.produced - len(self.consumed)}, processed twice {self.arrivals - len(self.consumed)}, "
-                f"hand-offs {self.hand_offs}, lag refreshes failed {self.lag_errors}, workers {'; '.join(self.workers)}")
+                f"hand-offs {self.hand_offs}, lag refreshes failed {self.lag_errors}, workers {'; '.join(self.workers)}"
+                + (f", producer failed: {self.error}" if self.error else ""))
 
 
 class Run:
