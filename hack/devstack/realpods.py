@@ -7,7 +7,7 @@ from __future__ import annotations
 from devstack import images, nodes
 
 CLIENT = r"""
-import json, sys
+import json, sys, time
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 secret = lambda key: open(f"/etc/kafka/{key}").read()
 conf = {"bootstrap.servers": secret("bootstrap.servers"), "security.protocol": secret("security.protocol"),
@@ -16,7 +16,7 @@ conf = {"bootstrap.servers": secret("bootstrap.servers"), "security.protocol": s
 action, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0  # seconds between records (traffic during a fault)
 first = int(sys.argv[5]) if len(sys.argv) > 5 else 0  # the first record's number
-timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 60.0  # seconds a record may wait to be acknowledged
+timeout = float(sys.argv[6]) if len(sys.argv) > 6 else 60.0  # seconds a record may wait to be acknowledged, or read
 if action == "produce":
     acked, errors = [], []
     producer = Producer({**conf, "acks": "all", "message.timeout.ms": int(timeout * 1000)})
@@ -31,13 +31,14 @@ else:
     consumer = Consumer({**conf, "group.id": "e2e-reader", "enable.auto.commit": False})
     partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, -2) for p in partitions])  # -2: from the beginning
-    seen, idle = set(), 0
-    while len(seen) < count and idle < 20:
+    # Up to `timeout` s for the first record (a cluster may still be settling after a fault), then
+    # until 20 s pass without a new one.
+    seen, started, last = set(), time.monotonic(), None
+    while len(seen) < count and time.monotonic() - (last or started) < (20 if last else timeout):
         message = consumer.poll(1.0)
-        if message is None or message.error():
-            idle += 1
-            continue
-        seen.add(int(message.value()))
+        if message is not None and not message.error():
+            seen.add(int(message.value()))
+            last = time.monotonic()
     print(json.dumps({"read": sorted(seen)}))
 """
 
