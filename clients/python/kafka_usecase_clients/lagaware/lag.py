@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import wait
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 log = logging.getLogger("lagaware.lag")
@@ -79,7 +80,11 @@ class LagCache:
         # traceback would tie the futures, this frame and so the admin client into a reference
         # cycle. The garbage collector may then free the client on one of librdkafka's own threads
         # (it runs Python there, for the futures), and librdkafka aborts the process on that.
-        failed = next((e for e in (f.exception(self.request_timeout) for f in ends.values()) if e), None)
+        _, unanswered = wait(ends.values(), timeout=self.request_timeout)
+        if unanswered:  # a slow broker: as stale as a refused request, never a thread-ending error
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                            f"ListOffsets not answered within {self.request_timeout:g} s"))
+        failed = next((e for e in (f.exception() for f in ends.values()) if e), None)
         if failed is not None:
             raise KafkaException(failed.args[0] if failed.args else failed)
         end = {tp.partition: future.result().offset for tp, future in ends.items()}
