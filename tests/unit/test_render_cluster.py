@@ -9,6 +9,7 @@ import yaml
 from kafka_usecase_operator.api import KafkaUseCase
 from kafka_usecase_operator.render import cluster, config, profiles
 from kafka_usecase_operator.render.model import cluster_model
+from kafka_usecase_operator.usecase import configs
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).parents[2]
@@ -29,6 +30,11 @@ def by_kind(objects, kind):
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
+def newest_files(objects) -> dict[str, dict[str, str]]:
+    """Each ConfigMap's newest configuration version: its files by name."""
+    return {name: configs.files_of(m["data"], m["data"]["latest"]) for name, m in by_kind(objects, "ConfigMap").items()}
+
+
 @pytest.mark.parametrize("path", ["analytics/usecase.yaml", "realtime/usecase.yaml"])
 def test_every_child_points_at_its_use_case_and_carries_the_labels(path):
     c = example(path)
@@ -47,7 +53,7 @@ def test_zookeeper_mode_children():
     assert set(by_kind(objects, "Service")) == {"analytics-kafka-brokers", "analytics-kafka-bootstrap",
                                                 "analytics-zookeeper-nodes", "analytics-zookeeper-client"}
     assert set(by_kind(objects, "PodDisruptionBudget")) == {"analytics-kafka", "analytics-zookeeper"}
-    zk_config = by_kind(objects, "ConfigMap")["analytics-zookeeper-config"]["data"]["zoo.cfg"]
+    zk_config = newest_files(objects)["analytics-zookeeper-config"]["zoo.cfg"]
     assert re.findall(r"^server\.(\d)=analytics-zookeeper-(\d)\.analytics-zookeeper-nodes\.kafka-analytics\.svc:2888:3888$",
                       zk_config, re.M) == [("1", "0"), ("2", "1"), ("3", "2")]
     broker_config = config.broker_properties(example("analytics/usecase.yaml"))
@@ -93,8 +99,8 @@ def test_kraft_controllers_authenticate_and_nothing_trusts_anonymous():
     controllers = by_kind(cluster.build(c, OWNER, OPERATOR, cluster_id="abc"), "StatefulSet")["realtime-controllers"]
     env = {e["name"]: e for e in controllers["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["CLUSTER_ID"]["value"] == "abc"
-    assert "node_id=$((ordinal + 1000))" in by_kind(cluster.build(c, OWNER, OPERATOR), "ConfigMap")[
-        "realtime-controllers-config"]["data"]["start.sh"]
+    assert "node_id=$((ordinal + 1000))" in newest_files(cluster.build(c, OWNER, OPERATOR))[
+        "realtime-controllers-config"]["start.sh"]
 
 
 def test_kraft_clusters_are_formatted_as_a_dynamic_quorum():
@@ -115,22 +121,45 @@ def test_kraft_clusters_are_formatted_as_a_dynamic_quorum():
     assert c.initial_controllers("another-cluster-id0000") != env["INITIAL_CONTROLLERS"]
     brokers = statefulsets["realtime-kafka"]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert "INITIAL_CONTROLLERS" not in {e["name"] for e in brokers}
-    scripts = by_kind(cluster.build(c, OWNER, OPERATOR), "ConfigMap")
-    assert '--initial-controllers "${INITIAL_CONTROLLERS}"' in scripts["realtime-controllers-config"]["data"]["start.sh"]
-    assert "--no-initial-controllers" in scripts["realtime-kafka-config"]["data"]["start.sh"]
+    scripts = newest_files(cluster.build(c, OWNER, OPERATOR))
+    assert '--initial-controllers "${INITIAL_CONTROLLERS}"' in scripts["realtime-controllers-config"]["start.sh"]
+    assert "--no-initial-controllers" in scripts["realtime-kafka-config"]["start.sh"]
 
 
-def test_config_change_changes_the_pod_template_hash_and_scaling_does_not():
+def test_a_config_change_adds_a_version_and_moves_no_pod_and_the_template_does_not_change():
     base = {"kafka": {"replicas": 3, "config": {"log.retention.hours": 24}}}
-    scaled = {"kafka": {"replicas": 5, "config": {"log.retention.hours": 24}}}
     changed = {"kafka": {"replicas": 3, "config": {"log.retention.hours": 48}}}
+    first = by_kind(cluster.build(use_case(base), OWNER, OPERATOR), "ConfigMap")["uc-kafka-config"]["data"]
+    live = cluster.Live(config_data={"uc-kafka-config": first})
+    objects = cluster.build(use_case(changed), OWNER, OPERATOR, live=live)
+    second = by_kind(objects, "ConfigMap")["uc-kafka-config"]["data"]
 
-    def broker_hash(spec):
-        sts = by_kind(cluster.build(use_case(spec), OWNER, OPERATOR), "StatefulSet")["uc-kafka"]
-        return sts["spec"]["template"]["metadata"]["annotations"]["kafka.usecase.dev/config-hash"]
+    old, new = first["latest"], second["latest"]
+    assert old != new
+    # every pod still starts with the version it ran: only the roller moves a pointer
+    assert configs.pointers(second) == {0: old, 1: old, 2: old}
+    assert "log.retention.hours=48" in configs.files_of(second, new)["server.properties"]
+    assert "log.retention.hours=24" in configs.files_of(second, old)["server.properties"]
+    template = lambda objs: by_kind(objs, "StatefulSet")["uc-kafka"]["spec"]["template"]
+    assert template(objects) == template(cluster.build(use_case(base), OWNER, OPERATOR))
 
-    assert broker_hash(base) == broker_hash(scaled)
-    assert broker_hash(base) != broker_hash(changed)
+
+def test_versions_no_pod_points_at_are_dropped_and_new_pods_start_with_the_newest():
+    files = {"server.properties": "a=1\n", "start.sh": "x"}
+    older = configs.versioned_data({"server.properties": "a=0\n", "start.sh": "x"}, 2, None)
+    data = configs.versioned_data(files, 3, older, advance=frozenset({0}))
+    newest = configs.version_of(files)
+
+    assert configs.pointers(data) == {0: newest, 1: older["latest"], 2: newest}
+    shrunk = configs.versioned_data(files, 1, data)
+    assert configs.pointers(shrunk) == {0: newest}
+    assert not any(key.startswith(older["latest"]) for key in shrunk)
+
+
+def test_the_statefulsets_leave_restarts_to_the_operator():
+    for sts in by_kind(cluster.build(use_case({}), OWNER, OPERATOR), "StatefulSet").values():
+        assert sts["spec"]["updateStrategy"] == {"type": "OnDelete"}
+        assert sts["spec"]["template"]["spec"]["containers"][0]["command"] == ["/bin/bash", "/config/launch.sh"]
 
 
 @pytest.mark.parametrize("access, expected", [
@@ -216,7 +245,7 @@ def test_heap_follows_the_memory_limit_capped_or_the_override():
 
 def test_data_lives_below_the_volume_root_and_no_secret_is_on_a_command_line():
     c = example("realtime/usecase.yaml")
-    maps = {m["metadata"]["name"]: m["data"] for m in cluster.config_maps(c)}
+    maps = newest_files(cluster.config_maps(c))
     broker = maps[f"{c.broker_set}-config"]
     assert "log.dirs=/var/lib/kafka/data/kafka-log\n" in broker["server.properties"]
     script = broker["start.sh"]

@@ -2,12 +2,13 @@
 
 import pytest
 
-from kafka_usecase_operator import conditions, usecase_status
+from kafka_usecase_operator import conditions
+from kafka_usecase_operator.usecase import status as usecase_status
 from kafka_usecase_operator.api import KafkaUseCase
-from kafka_usecase_operator.judgement import refuse_change
+from kafka_usecase_operator.usecase.judgement import refuse_change
 from kafka_usecase_operator.render.model import cluster_model
 from kafka_usecase_operator.settings import OperatorSettings
-from kafka_usecase_operator.usecase_status import SetObservation
+from kafka_usecase_operator.usecase.status import SetObservation
 
 pytestmark = pytest.mark.unit
 
@@ -90,7 +91,7 @@ def test_external_check_names_what_is_wrong_with_the_admin_secret():
     import base64
 
     from kafka_usecase_operator.api.usecase import ExternalCluster
-    from kafka_usecase_operator.kafka_check import check_external
+    from kafka_usecase_operator.usecase.external import check_external
 
     external = ExternalCluster.model_validate({"bootstrapServers": "127.0.0.1:1", "adminSecretRef": {"name": "adm"}})
     only_user = {"data": {"username": base64.b64encode(b"admin").decode()}}

@@ -7,11 +7,12 @@ import secrets
 
 import kopf
 
-from kafka_usecase_operator import conditions, usecase_status
+from kafka_usecase_operator import conditions
+from kafka_usecase_operator.usecase import status as usecase_status
 from kafka_usecase_operator.api import GROUP, VERSION, InvalidSpec, KafkaUseCase
 from kafka_usecase_operator.api.common import Reason
-from kafka_usecase_operator.judgement import REFUSALS, refuse_change
-from kafka_usecase_operator.kafka_check import check_external
+from kafka_usecase_operator.usecase.judgement import REFUSALS, refuse_change
+from kafka_usecase_operator.usecase.external import check_external
 from kafka_usecase_operator.render import cluster
 from kafka_usecase_operator.render.model import ClusterModel, cluster_model, new_cluster_id
 from kafka_usecase_operator.settings import OperatorSettings

@@ -9,18 +9,17 @@ what must get in.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka_usecase_operator.api.usecase import Placement, Resources, Storage
 from kafka_usecase_operator.render import config
 from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel, heap_options
+from kafka_usecase_operator.usecase import configs
 
 GROUP = "kafka.usecase.dev"
 USE_CASE_LABEL = f"{GROUP}/use-case"
-CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 MANAGED_BY = "kafka-usecase-operator"
 KAFKA_UID = 1000  # the kafka user of the project's image (images/kafka/Dockerfile)
 # Long enough for a controlled shutdown (leadership moved off, logs flushed) of a busy broker.
@@ -37,6 +36,16 @@ class Owner:
     def reference(self) -> dict[str, Any]:
         return {"apiVersion": f"{GROUP}/v1alpha1", "kind": "KafkaUseCase", "name": self.name, "uid": self.uid,
                 "controller": True, "blockOwnerDeletion": True}
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the running cluster already has that the next version of its children must keep: the
+    ConfigMaps' data (configuration versions pods still run, their pointers) by ConfigMap name, and
+    how many brokers a voluntary disruption (a node drain) may take now (the roller decides)."""
+
+    config_data: dict[str, dict[str, str]] = field(default_factory=dict)
+    broker_disruptions: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,30 +112,47 @@ def selector(c: ClusterModel, component: str) -> dict[str, str]:
     return {USE_CASE_LABEL: c.name, "app.kubernetes.io/component": component}
 
 
-def config_maps(c: ClusterModel) -> list[dict]:
+def component_files(c: ClusterModel) -> tuple[dict[str, str], dict[str, str]]:
+    """(brokers', quorum's) files: what one configuration version of each is made of."""
     brokers, quorum = components(c)
     log4j1 = c.version.startswith("3.")  # Kafka 4 logs through log4j2 only
     logging = {"log4j.properties": config.log4j_properties()} if log4j1 else \
         {"log4j2.properties": config.log4j2_properties()}
-    broker_data = {"server.properties": config.broker_properties(c), "start.sh": _start_script(c, brokers, log4j1),
-                   **logging}
+    broker_files = {"server.properties": config.broker_properties(c), "start.sh": _start_script(c, brokers, log4j1),
+                    **logging}
     if c.mode == "zookeeper":
-        quorum_data = {"zoo.cfg": config.zoo_cfg(c), "start.sh": config.zookeeper_start_script(c),
-                       "log4j.properties": config.log4j_properties()}
+        quorum_files = {"zoo.cfg": config.zoo_cfg(c), "start.sh": config.zookeeper_start_script(c),
+                        "log4j.properties": config.log4j_properties()}
     else:
-        quorum_data = {"controller.properties": config.controller_properties(c),
-                       "start.sh": _start_script(c, quorum, log4j1), **logging}
-    return [_config_map(c, brokers, broker_data), _config_map(c, quorum, quorum_data)]
+        quorum_files = {"controller.properties": config.controller_properties(c),
+                        "start.sh": _start_script(c, quorum, log4j1), **logging}
+    return broker_files, quorum_files
 
 
-def build(c: ClusterModel, owner: Owner, operator: OperatorIdentity, cluster_id: str = "") -> list[dict]:
+def config_map_name(component: Component) -> str:
+    return f"{component.statefulset}-config"
+
+
+def config_maps(c: ClusterModel, live: Live = Live()) -> list[dict]:
+    """The brokers' and the quorum's ConfigMaps: the desired files as the newest version, beside the
+    versions pods still run (usecase/configs.py)."""
+    result = []
+    for component, files in zip(components(c), component_files(c)):
+        data = configs.versioned_data(files, component.replicas, live.config_data.get(config_map_name(component)))
+        result.append({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": _meta(c, config_map_name(component), component.name), "data": data})
+    return result
+
+
+def build(c: ClusterModel, owner: Owner, operator: OperatorIdentity, cluster_id: str = "",
+          live: Live = Live()) -> list[dict]:
     """Every child object of the use case, in apply order (config before the pods that read it)."""
     brokers, quorum = components(c)
-    maps = config_maps(c)
-    objects = [*maps]
-    for component, config_map in ((quorum, maps[1]), (brokers, maps[0])):
-        objects += [_headless_service(c, component), _statefulset(c, component, config_map, cluster_id),
-                    _pod_disruption_budget(c, component)]
+    objects = config_maps(c, live)
+    for component in (quorum, brokers):
+        budget = live.broker_disruptions if component is brokers else 1
+        objects += [_headless_service(c, component), _statefulset(c, component, cluster_id),
+                    _pod_disruption_budget(c, component, budget)]
     objects.append(_bootstrap_service(c))
     if c.mode == "zookeeper":
         objects.append(_zookeeper_client_service(c))
@@ -163,20 +189,10 @@ def network_policies(c: ClusterModel, operator: OperatorIdentity) -> list[dict]:
     ]
 
 
-def config_hash(config_map: dict) -> str:
-    """Changes exactly when the rendered configuration changes: it rolls the pods, nothing else does."""
-    return hashlib.sha256(json.dumps(config_map["data"], sort_keys=True).encode()).hexdigest()[:16]
-
-
 # --- the objects ---------------------------------------------------------------------------------
 
 def _meta(c: ClusterModel, name: str, component: str | None = None) -> dict:
     return {"name": name, "labels": labels(c, component)}
-
-
-def _config_map(c: ClusterModel, component: Component, data: dict[str, str]) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(c, f"{component.statefulset}-config",
-                                                                       component.name), "data": data}
 
 
 def _start_script(c: ClusterModel, component: Component, log4j1: bool) -> str:
@@ -203,13 +219,16 @@ def _zookeeper_client_service(c: ClusterModel) -> dict:
                      "ports": [{"name": "client", "port": c.ports.zookeeper, "targetPort": c.ports.zookeeper}]}}
 
 
-def _pod_disruption_budget(c: ClusterModel, component: Component) -> dict:
+def _pod_disruption_budget(c: ClusterModel, component: Component, max_unavailable: int) -> dict:
+    """A drain evicts only what the budget allows. The quorum's: one member at a time. The brokers':
+    the roller's judgement (Live.broker_disruptions), since a PDB alone knows nothing of ISR: 1
+    only while no partition would fall below min ISR whichever broker goes, and no roll runs."""
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": _meta(c, component.statefulset, component.name),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(c, component.name)}}}
+            "spec": {"maxUnavailable": max_unavailable, "selector": {"matchLabels": selector(c, component.name)}}}
 
 
-def _statefulset(c: ClusterModel, component: Component, config_map: dict, cluster_id: str) -> dict:
+def _statefulset(c: ClusterModel, component: Component, cluster_id: str) -> dict:
     pod_labels = labels(c, component.name)
     return {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(c, component.statefulset, component.name),
@@ -217,14 +236,15 @@ def _statefulset(c: ClusterModel, component: Component, config_map: dict, cluste
             "serviceName": component.headless,
             "replicas": component.replicas,
             "podManagementPolicy": "Parallel",  # a quorum needs its members up together
-            "updateStrategy": {"type": "RollingUpdate"},
+            # The operator's roller restarts the pods, one at a time and only when Kafka can spare
+            # each (usecase/roller.py): the StatefulSet controller never does.
+            "updateStrategy": {"type": "OnDelete"},
             # The claims go with the use case only when asked (storage.deleteClaim); a scale-down keeps them.
             "persistentVolumeClaimRetentionPolicy": {
                 "whenDeleted": "Delete" if component.storage.delete_claim else "Retain", "whenScaled": "Retain"},
             "selector": {"matchLabels": selector(c, component.name)},
             "template": {
-                "metadata": {"labels": pod_labels,
-                             "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config_map)}},
+                "metadata": {"labels": pod_labels},
                 "spec": {
                     "securityContext": {"runAsNonRoot": True, "runAsUser": KAFKA_UID, "runAsGroup": KAFKA_UID,
                                         "fsGroup": KAFKA_UID, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -235,7 +255,7 @@ def _statefulset(c: ClusterModel, component: Component, config_map: dict, cluste
                     "affinity": _affinity(c, component),
                     "containers": [_container(c, component, cluster_id)],
                     "volumes": [
-                        {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}},
+                        {"name": "config", "configMap": {"name": config_map_name(component)}},
                         # The filled-in configuration holds passwords: memory only, never the node's disk.
                         {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
@@ -264,7 +284,7 @@ def _container(c: ClusterModel, component: Component, cluster_id: str) -> dict:
         "name": component.name,
         "image": component.image,
         "imagePullPolicy": c.images.pull_policy,
-        "command": ["/bin/bash", "/config/start.sh"],
+        "command": ["/bin/bash", f"/config/{configs.LAUNCHER}"],
         "env": env,
         "ports": [{"name": name, "containerPort": port} for name, port in component.ports.items()],
         **_probes(c, component),
