@@ -26,6 +26,9 @@ class OperatorSettings(BaseModel):
     """Timeout of one admin request to a Kafka cluster (KUO_KAFKA_TIMEOUT_SECONDS)."""
     resync_seconds: float = Field(120.0, gt=0)
     """How often every topic, user and ACL is compared with Kafka and drift repaired (KUO_RESYNC_SECONDS)."""
+    cluster_check_seconds: float = Field(15.0, gt=0)
+    """How often each in-cluster use case's children are re-applied and its roller takes a step
+    (KUO_CLUSTER_CHECK_SECONDS)."""
     retry_seconds: float = Field(10.0, gt=0)
     """Delay before retrying an object whose cluster was not reachable (KUO_RETRY_SECONDS)."""
     finalizer_release_seconds: float = Field(600.0, ge=0)

@@ -98,3 +98,22 @@ def test_external_check_names_what_is_wrong_with_the_admin_secret():
 
     assert check_external(external, None, 1) == "admin Secret adm not found"
     assert check_external(external, only_user, 1) == "admin Secret adm has no key password"
+
+
+def test_a_crash_looping_broker_is_named_with_its_own_words():
+    sts = {"metadata": {"generation": 2}, "spec": {"replicas": 3},
+           "status": {"observedGeneration": 2, "readyReplicas": 2, "updatedReplicas": 3}}
+    crashing = {"metadata": {"name": "uc-kafka-1"}, "status": {"containerStatuses": [{
+        "ready": False, "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "java.lang.OutOfMemoryError\n"}}}]}}
+    starting = {"metadata": {"name": "uc-kafka-2"}, "status": {"containerStatuses": [{
+        "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+    brokers = SetObservation.from_objects(sts, [crashing, starting])
+    c = model({})
+
+    ready, _, brokers_condition = usecase_status.in_cluster_conditions(c, brokers, SetObservation(3, 3, 3, True))
+
+    assert ready.status is False and ready.reason == "BrokerNotReady" == brokers_condition.reason
+    assert ready.message == ("2/3 brokers ready; uc-kafka-1: CrashLoopBackOff: back-off 40s (last exit code 1, "
+                             "Error: java.lang.OutOfMemoryError); restarted 4 time(s)")
+    assert SetObservation.from_objects(sts, [starting]).stuck == ()

@@ -34,7 +34,10 @@ in turn and finds the 403 it causes in the API server's audit log):
 - its four kinds: watched (list, watch), finalizers and annotations (patch), status (patch);
   a topic's, user's or grant's KafkaUseCase read when it is handled (get);
 - a use case's children: written by server-side apply, which is a patch that creates the object
-  the first time (create, patch); StatefulSets and Pods read back for the status (get, list, watch);
+  the first time (create, patch), listed to notice one deleted and put it back (list); StatefulSets
+  and Pods read back for the status (get, list, watch); ConfigMaps read for the configuration
+  versions pods still run (get); Pods restarted by the roller (delete) and marked for a manual
+  roll (patch);
 - Secrets: generated credentials (create), read back (get), updated on rotation and their owner
   kept in line with storage.deleteClaim (patch);
 - Events it posts (create).
@@ -53,20 +56,23 @@ in turn and finds the 403 it causes in the API server's audit log):
   resources: ["secrets"]
   verbs: ["get", "create", "patch"]
 - apiGroups: [""]
-  resources: ["configmaps", "services"]
-  verbs: ["create", "patch"]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["list", "create", "patch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "create", "patch"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["create", "patch"]
+  verbs: ["list", "create", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

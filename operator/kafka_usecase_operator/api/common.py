@@ -106,6 +106,8 @@ class Reason(str, Enum):
     USER_NOT_FOUND = "UserNotFound"  # a KafkaAcl names a KafkaUser that does not exist (yet) in the use case
     DELETING = "Deleting"
     UNSCHEDULABLE = "Unschedulable"  # a pod of the cluster has no node it may run on
+    BROKER_NOT_READY = "BrokerNotReady"  # a broker's container crash-loops or cannot start: the message has its words
+    QUORUM_NOT_READY = "QuorumNotReady"  # the same, for a ZooKeeper node or KRaft controller
     CONNECTED = "Connected"  # external use case: the admin connection works
     UNREACHABLE = "Unreachable"  # external use case: it does not
     # Changes refused because of what already runs (nothing is applied):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+from collections import defaultdict
 
 import kopf
 
@@ -13,9 +15,15 @@ from kafka_usecase_operator.api import GROUP, VERSION, InvalidSpec, KafkaUseCase
 from kafka_usecase_operator.api.common import Reason
 from kafka_usecase_operator.usecase.judgement import REFUSALS, refuse_change
 from kafka_usecase_operator.usecase.external import check_external
+from kafka_usecase_operator.kafka.cluster_state import ClusterState
 from kafka_usecase_operator.render import cluster
 from kafka_usecase_operator.render.model import ClusterModel, cluster_model, new_cluster_id
 from kafka_usecase_operator.settings import OperatorSettings
+from kafka_usecase_operator.usecase.reconciler import ClusterReconciler, Outcome, admin_config, paused
+
+# One pass at a time per use case: a spec change and the timer both apply its children and move
+# its configuration pointers.
+_passes: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 API_VERSION = f"{GROUP}/{VERSION}"
 PLURAL = "kafkausecases"
@@ -43,13 +51,53 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
         _report(patch, status, generation, [refusal])
         kopf.warn(body, reason=refusal.reason, message=f"change not applied: {refusal.message}")
         return
+    if paused(meta):
+        _report_paused(body, patch, status, generation)
+        return
     owner = cluster.Owner(name, uid)
-    cluster_id = _ensure_secrets(memo.kube, c, owner)
-    operator = cluster.OperatorIdentity(memo.settings.operator_namespace)
-    for obj in cluster.build(c, owner, operator, cluster_id=cluster_id or ""):
-        memo.kube.apply(obj)
-    for key, value in _in_cluster_status(memo.kube, c, status, generation, cluster_id).items():
+    with _passes[uid]:
+        cluster_id = _ensure_secrets(memo.kube, c, owner)
+        outcome = Outcome()
+        _reconciler(memo, c, owner, cluster_id).apply_children(outcome)
+    _post(body, outcome)
+    fields = _in_cluster_status(memo.kube, c, status, generation, cluster_id)
+    if _was_paused(status):
+        fields["conditions"] = conditions.merge(fields["conditions"], [_resumed()], generation, conditions.now())
+    for key, value in fields.items():
         patch.status[key] = value
+
+
+# One timer per in-cluster use case: keeps its children as declared and drives the roller.
+@kopf.timer(GROUP, VERSION, PLURAL, interval=OperatorSettings.from_env().cluster_check_seconds,
+            when=lambda spec, **_: not spec.get("external"))
+def keep_cluster(body: kopf.Body, name: str, uid: str, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
+                 memo: kopf.Memo, **_) -> None:
+    status = status or {}
+    generation = status.get("observedGeneration")
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
+    if generation is None or ready.get("reason") in (*REFUSALS, Reason.INVALID_SPEC):
+        return  # not created yet, or a refused change: nothing of it is applied, by a timer neither
+    if paused(meta):
+        if not _was_paused(status):
+            _report_paused(body, patch, status, generation)
+        return
+    try:
+        spec = KafkaUseCase.parse(body)
+    except InvalidSpec:
+        return
+    c = cluster_model(name, body["metadata"]["namespace"], spec, memo.settings.images)
+    was_rolling = any(c.get("type") == "Rolling" and c.get("status") == "True" for c in status.get("conditions", []))
+    outcome = Outcome()
+    with _passes[uid]:
+        reconciler = _reconciler(memo, c, cluster.Owner(name, uid), status.get("clusterId") or "")
+        budget = reconciler.roll(outcome, dict(meta.get("annotations") or {}), was_rolling)
+        reconciler.apply_children(outcome, budget)
+    _post(body, outcome)
+    rolling, reason, message = outcome.rolling
+    observed = [conditions.Observed("Rolling", rolling, reason, message)]
+    if _was_paused(status):
+        observed.append(_resumed())
+    patch.status["conditions"] = conditions.merge(status.get("conditions", []), observed, generation, conditions.now())
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={cluster.USE_CASE_LABEL: kopf.PRESENT,
@@ -95,6 +143,49 @@ def recheck_external(body: kopf.Body, namespace: str, status: kopf.Status, patch
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+def _reconciler(memo: kopf.Memo, c: ClusterModel, owner: cluster.Owner, cluster_id: str | None) -> ClusterReconciler:
+    return ClusterReconciler(memo.kube, c, owner, cluster.OperatorIdentity(memo.settings.operator_namespace),
+                             cluster_id or "", lambda: _cluster_state(memo, c))
+
+
+# The roller's admin view of each cluster, kept while its address and credentials stay the same.
+_states: dict[tuple[str, str], tuple[str, ClusterState]] = {}
+
+
+def _cluster_state(memo: kopf.Memo, c: ClusterModel) -> ClusterState:
+    secret = memo.kube.get("v1", "Secret", c.namespace, c.admin_secret)
+    if secret is None:
+        raise LookupError(f"admin Secret {c.admin_secret} not found")
+    config = admin_config(c, secret)
+    fingerprint = repr(sorted(config.items()))
+    kept = _states.get((c.namespace, c.name))
+    if kept is None or kept[0] != fingerprint:
+        kept = _states[(c.namespace, c.name)] = (fingerprint, ClusterState(config, memo.settings.kafka_timeout_seconds))
+    return kept[1]
+
+
+def _post(body: kopf.Body, outcome: Outcome) -> None:
+    for type_, reason, message in outcome.events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def _was_paused(status: dict | None) -> bool:
+    return any(c.get("type") == "ReconciliationPaused" and c.get("status") == "True"
+               for c in (status or {}).get("conditions", []))
+
+
+def _resumed() -> conditions.Observed:
+    return conditions.Observed("ReconciliationPaused", False, "Resumed", "changes to the cluster are applied again")
+
+
+def _report_paused(body: kopf.Body, patch: kopf.Patch, status: dict | None, generation: int | None) -> None:
+    message = (f"annotation {cluster.GROUP}/pause-reconciliation is \"true\": no change is applied to the cluster, "
+               "no pod is restarted; remove it to go on")
+    patch.status["conditions"] = conditions.merge((status or {}).get("conditions", []), [
+        conditions.Observed("ReconciliationPaused", True, "Paused", message)], generation, conditions.now())
+    kopf.info(body, reason="ReconciliationPaused", message=message)
+
 
 def _check_external(body, namespace, spec, status, patch, memo) -> None:
     external = spec.external

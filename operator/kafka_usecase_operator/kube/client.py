@@ -70,6 +70,20 @@ class Kube:
             body={"metadata": {"ownerReferences": references}}, name=metadata["name"],
             namespace=metadata["namespace"], content_type="application/merge-patch+json")
 
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete; one already gone is no error."""
+        try:
+            self._resource(api_version, kind).delete(name=name, namespace=namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def annotate(self, api_version: str, kind: str, namespace: str, name: str,
+                 annotations: dict[str, str | None]) -> None:
+        """Set annotations (None removes one)."""
+        self._resource(api_version, kind).patch(body={"metadata": {"annotations": annotations}}, name=name,
+                                                namespace=namespace, content_type="application/merge-patch+json")
+
     def patch_status(self, obj: dict[str, Any], status: dict) -> bool:
         """Merge-patch the status of `obj` as it was read: False when the object changed since
         (its resourceVersion moved on: the caller re-reads and recomputes) or was deleted."""
