@@ -24,6 +24,7 @@ import yaml
 
 from chart import CHART, helm
 from devstack import realpods
+from kafka_usecase_operator.usecase import configs
 from waiting import eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.e2e]
@@ -133,7 +134,8 @@ class RealFlow:
 def flow(kube_cluster, real_nodes, tmp_path_factory):
     flow = RealFlow(kube_cluster, tmp_path_factory.mktemp("real"))
     values = flow.tmp / "values.yaml"
-    values.write_text(yaml.safe_dump(realpods.chart_values(operator={"retrySeconds": 5, "resyncSeconds": 20})))
+    values.write_text(yaml.safe_dump(realpods.chart_values(operator={"retrySeconds": 5, "resyncSeconds": 20,
+                                                                                 "clusterCheckSeconds": 5})))
     helm(kube_cluster, "install", RELEASE, str(CHART), "-n", flow.operator_ns, "--create-namespace",
          "-f", str(values), "--wait", "--timeout", "180s")
     for namespace in [*flow.cluster_ns.values(), *flow.apps_ns.values(), flow.outside_ns]:
@@ -273,6 +275,71 @@ def test_killed_broker_and_quorum_pods_come_back_on_their_volumes_with_the_data(
     acked = set(flow.client_result(flow.apps_ns[mode], traffic)["acked"])
     read = set(flow.run_client(mode, "shop", "consume", "orders", MESSAGES + TRAFFIC)["read"])
     assert acked and acked <= read, f"{len(acked - read)} acknowledged records lost"
+
+
+def pod_uids(flow, namespace: str, component: str) -> dict[str, str]:
+    pods = json.loads(flow.kubectl("get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/component={component}",
+                                   "-o", "json"))["items"]
+    return {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods}
+
+
+def use_case_condition(flow, namespace: str, kind: str) -> dict:
+    status = (flow.get("kafkausecase", namespace, "orders") or {}).get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+
+def events(flow, namespace: str, reason: str) -> list[str]:
+    items = json.loads(flow.kubectl("get", "events", "-n", namespace, "--field-selector", f"reason={reason}",
+                                    "-o", "json"))["items"]
+    return [e["message"] for e in sorted(items, key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])]
+
+
+def test_the_roller_applies_a_runtime_setting_without_a_restart_and_restarts_each_broker_once_for_a_static_one(flow):
+    """Both modes at once; with 3 brokers (make test-slow) acks=all traffic flows through the roll."""
+    quorum = {"kraft": "controller", "zookeeper": "zookeeper"}
+    before = {mode: {c: pod_uids(flow, flow.cluster_ns[mode], c) for c in ("broker", quorum[mode])} for mode in MODES}
+    for mode in MODES:
+        eventually(lambda: flow.ready("kafkausecase", flow.cluster_ns[mode], "orders"), timeout=READY_SECONDS, interval=3)
+        flow.kubectl("patch", "kafkausecase", "orders", "-n", flow.cluster_ns[mode], "--type=merge", "-p",
+                     json.dumps({"spec": {"kafka": {"config": {"log.retention.ms": "172800000"}}}}))
+    for mode in MODES:
+        namespace = flow.cluster_ns[mode]
+
+        def applied():
+            """the runtime setting applied (Event) and every pod moved to the new configuration"""
+            data = flow.get("configmap", namespace, "orders-kafka-config")["data"]
+            done = set(configs.pointers(data).values()) == {data["latest"]} and events(flow, namespace, "ConfigApplied")
+            return done and "log.retention.ms=172800000" in configs.files_of(data, data["latest"])["server.properties"]
+
+        eventually(applied, timeout=120, interval=2)
+        assert "log.retention.ms=172800000" in events(flow, namespace, "ConfigApplied")[-1]
+        assert {c: pod_uids(flow, namespace, c) for c in before[mode]} == before[mode]  # nothing restarted
+
+    traffic = {mode: flow.run_client(mode, "shop", "produce", "orders", TRAFFIC, pause=0.1, first=10_000,
+                                     wait=False, timeout=120) for mode in MODES} if TRAFFIC else {}
+    for mode in MODES:
+        flow.kubectl("patch", "kafkausecase", "orders", "-n", flow.cluster_ns[mode], "--type=merge", "-p",
+                     json.dumps({"spec": {"kafka": {"config": {"group.initial.rebalance.delay.ms": "100"}}}}))
+    for mode in MODES:
+        namespace = flow.cluster_ns[mode]
+
+        def rolled():
+            """every broker restarted, the roll over, the use case Ready"""
+            brokers = pod_uids(flow, namespace, "broker")
+            fresh = len(brokers) == BROKERS and not set(brokers.values()) & set(before[mode]["broker"].values())
+            idle = use_case_condition(flow, namespace, "Rolling").get("status") == "False"
+            return fresh and idle and flow.ready("kafkausecase", namespace, "orders")
+
+        eventually(rolled, timeout=READY_SECONDS + 300 * BROKERS, interval=3)
+        restarts = [m for m in events(flow, namespace, "RollingRestart") if "group.initial.rebalance.delay.ms" in m]
+        assert sorted(m.split(":")[0] for m in restarts) == sorted(f"restarting {p}" for p in before[mode]["broker"]), \
+            restarts  # each broker exactly once, for this change
+        assert pod_uids(flow, namespace, quorum[mode]) == before[mode][quorum[mode]]  # the quorum untouched
+    for mode, name in traffic.items():
+        produced = flow.client_result(flow.apps_ns[mode], name)
+        read = set(flow.run_client(mode, "shop", "consume", "orders", 10**6)["read"])  # until 20 s bring nothing
+        assert produced["errors"] == [] and set(produced["acked"]) <= read, \
+            f"{mode}: {len(set(produced['acked']) - read)} acknowledged records lost, errors {produced['errors']}"
 
 
 def test_a_use_case_re_created_with_the_same_name_starts_on_its_kept_data_or_afresh(flow):

@@ -155,8 +155,9 @@ def _show_use_case(kube_stack: Stack) -> None:
     print(kube.kubectl(kube_stack, "get", "pods", "-n", USE_CASE_NAMESPACE, "-o", "wide"))
     for condition in (use_case.get("status") or {}).get("conditions", []):
         print(f"  {condition['type']:18} {condition['status']:6} {condition['reason']}: {condition['message']}")
-    config = json.loads(kube.kubectl(kube_stack, "get", "configmap", "analytics-kafka-config", "-n", USE_CASE_NAMESPACE,
-                                     "-o", "json"))["data"]["server.properties"]
+    data = json.loads(kube.kubectl(kube_stack, "get", "configmap", "analytics-kafka-config", "-n", USE_CASE_NAMESPACE,
+                                   "-o", "json"))["data"]
+    config = data[f"{data['latest']}.server.properties"]  # the newest configuration version
     print("\n  rendered server.properties (excerpt):")
     for line in config.splitlines():
         if line.startswith(("zookeeper.connect", "advertised.listeners", "authorizer", "log.retention", "min.insync")):

@@ -1,10 +1,13 @@
 """The operator process against the devstack's real control plane: a KafkaUseCase becomes its
 cluster's objects, the real scheduler places the pods on dedicated kwok nodes, and the status
-follows what runs. Also: rolls on config changes only, refused changes touch nothing, deleting
-the use case garbage-collects everything, external use cases report their connection."""
+follows what runs. Also: a config change restarts nothing without Kafka's word (kwok's brokers
+run no Kafka: the roller says so and waits), a paused use case is left alone, a deleted child comes
+back, refused changes touch nothing, deleting the use case garbage-collects everything, external
+use cases report their connection."""
 
 import json
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 import yaml
 
 from devstack import kube
+from kafka_usecase_operator.usecase import configs
 from operator_process import OperatorProcess
 from waiting import eventually
 
@@ -32,7 +36,7 @@ def namespace(kube_cluster):
 def operator(kube_cluster, namespace, tmp_path_factory):
     """`kafka-usecase-operator run` as a real process, watching the test namespace."""
     process = OperatorProcess(kube_cluster.kubeconfig, [namespace], tmp_path_factory.mktemp("operator") / "operator.log",
-                              {"KUO_EXTERNAL_CHECK_SECONDS": "2"}).start()
+                              {"KUO_EXTERNAL_CHECK_SECONDS": "2", "KUO_CLUSTER_CHECK_SECONDS": "3"}).start()
     yield process
     process.stop()
     process.assert_no_traceback()
@@ -114,19 +118,56 @@ def test_harmless_change_reconciles_without_touching_pods(kube_cluster, namespac
     assert uids(kube_cluster, namespace, "broker") | uids(kube_cluster, namespace, "zookeeper") == before
 
 
-def test_config_change_rolls_the_brokers_only(kube_cluster, namespace, operator):
+def condition(kube_cluster, namespace, name, kind) -> dict:
+    status = get(kube_cluster, namespace, "kafkausecase", name).get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+
+def test_a_config_change_restarts_no_broker_the_roller_cannot_ask_kafka_about(kube_cluster, namespace, operator):
     brokers, zookeeper = uids(kube_cluster, namespace, "broker"), uids(kube_cluster, namespace, "zookeeper")
+    before = get(kube_cluster, namespace, "configmap", "analytics-kafka-config")["data"]
     patch(kube_cluster, namespace, "analytics", {"kafka": {"config": {"log.retention.hours": 96}}})
 
-    def rolled():
-        """every broker pod replaced and ready again"""
-        condition = ready(kube_cluster, namespace, "analytics")
-        return not (uids(kube_cluster, namespace, "broker") & brokers) and condition["status"] == "True"
+    def waiting():
+        """the roller reports pods due and why it restarts none"""
+        rolling = condition(kube_cluster, namespace, "analytics", "Rolling")
+        return rolling if rolling.get("status") == "True" and rolling["reason"] == "KafkaUnknown" else None
 
-    eventually(rolled, timeout=180)
-    assert uids(kube_cluster, namespace, "zookeeper") == zookeeper
-    config = get(kube_cluster, namespace, "configmap", "analytics-kafka-config")["data"]["server.properties"]
-    assert "log.retention.hours=96" in config
+    rolling = eventually(waiting, timeout=90)
+    assert "3 pod(s) due" in rolling["message"], rolling
+    data = get(kube_cluster, namespace, "configmap", "analytics-kafka-config")["data"]
+    assert configs.pointers(data) == configs.pointers(before) and data["latest"] != before["latest"]
+    assert "log.retention.hours=96" in configs.files_of(data, data["latest"])["server.properties"]
+    assert uids(kube_cluster, namespace, "broker") == brokers and uids(kube_cluster, namespace, "zookeeper") == zookeeper
+
+
+def test_a_paused_use_case_is_left_alone_until_resumed(kube_cluster, namespace, operator):
+    kube_cluster.kubectl("annotate", "kafkausecase", "analytics", "-n", namespace,
+                         "kafka.usecase.dev/pause-reconciliation=true")
+    eventually(lambda: condition(kube_cluster, namespace, "analytics", "ReconciliationPaused").get("status") == "True")
+    patch(kube_cluster, namespace, "analytics", {"access": {"namespaces": {"from": "Same"}}})
+    kube_cluster.kubectl("delete", "networkpolicy", "analytics-zookeeper", "-n", namespace)
+    policy = lambda: get(kube_cluster, namespace, "networkpolicy", "analytics-broker")["spec"]["ingress"][0]["from"]
+    deadline = time.monotonic() + 12  # four timer passes
+    while time.monotonic() < deadline:
+        assert policy() == [{"namespaceSelector": {}}]
+        time.sleep(1)
+    assert kube_cluster.kubectl("get", "networkpolicy", "analytics-zookeeper", "-n", namespace,
+                                "--ignore-not-found").strip() == ""
+
+    kube_cluster.kubectl("annotate", "kafkausecase", "analytics", "-n", namespace,
+                         "kafka.usecase.dev/pause-reconciliation-")
+    eventually(lambda: policy() == [{"podSelector": {}}], timeout=60)
+    eventually(lambda: condition(kube_cluster, namespace, "analytics", "ReconciliationPaused").get("status") == "False")
+
+
+def test_a_deleted_child_comes_back_with_an_event(kube_cluster, namespace, operator):
+    for kind, name in (("networkpolicy", "analytics-zookeeper"), ("poddisruptionbudget", "analytics-kafka"),
+                       ("service", "analytics-kafka-bootstrap")):
+        kube_cluster.kubectl("delete", kind, name, "-n", namespace, "--ignore-not-found")
+        eventually(lambda: get(kube_cluster, namespace, kind, name)["metadata"]["name"] == name, timeout=60)
+    events = get(kube_cluster, namespace, "events", "--field-selector", "reason=ChildRestored")["items"]
+    assert any("Service analytics-kafka-bootstrap was missing" in e["message"] for e in events), events
 
 
 def test_version_downgrade_is_refused_and_changes_nothing(kube_cluster, namespace, operator):

@@ -121,6 +121,11 @@ def test_a_quorum_member_restarts_only_while_a_majority_of_the_others_is_caught_
     assert step == Restart("zk-1", DUE)  # myid 2: not the leader
 
 
+def test_a_quorum_of_one_restarts_when_it_is_due():
+    step = next_step(controllers(0, count=1), None, QuorumView(1, 1000, frozenset({1000})))
+    assert step == Restart("uc-controllers-0", DUE)
+
+
 def test_without_kafkas_word_nothing_restarts():
     assert next_step(brokers(0), None, None).reason == "KafkaUnknown"
     assert next_step(controllers(0), None, None).reason == "KafkaUnknown"

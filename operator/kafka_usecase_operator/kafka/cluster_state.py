@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 from concurrent.futures import Future
 
-from confluent_kafka import KafkaException
+from confluent_kafka import ElectionType, KafkaException
 from confluent_kafka import admin as ck
 from kafka import KafkaAdminClient
 
@@ -75,7 +75,7 @@ class ClusterState:
         """Leadership back to each partition's preferred replica (after a roll moved it around);
         partitions already led by it answer ELECTION_NOT_NEEDED, which is no failure."""
         try:
-            self._wait(self.client.elect_leaders(ck.ElectionType.PREFERRED, None, request_timeout=self.timeout))
+            self._wait(self.client.elect_leaders(ElectionType.PREFERRED, None, request_timeout=self.timeout))
         except KafkaException:
             pass
 

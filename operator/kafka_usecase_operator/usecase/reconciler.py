@@ -149,7 +149,11 @@ class ClusterReconciler:
                           outcome: Outcome) -> None:
         plan = configs.dynamic_plan(self.c.broker_config, admin.cluster_defaults(), dynamic)
         if plan:
-            admin.alter_cluster_defaults(plan)
+            try:
+                admin.alter_cluster_defaults(plan)
+            except Exception as error:  # Kafka's words; the pods stay on their version until it is fixed
+                outcome.event("ConfigNotApplied", f"Kafka refused the runtime settings: {error}", warning=True)
+                return
             changed = ", ".join([*(f"{k}={v}" for k, v in plan.set.items()), *(f"{k} (default)" for k in plan.delete)])
             outcome.event("ConfigApplied", f"applied at runtime, no broker restarted: {changed}")
         for name, ordinals in runtime_only.items():
@@ -163,6 +167,7 @@ class ClusterReconciler:
             "name": cluster.config_map_name(state.component), "namespace": self.c.namespace,
             "labels": cluster.labels(self.c, state.component.name), "ownerReferences": [self.owner.reference()]},
             "data": data})
+        state.data = data  # a later step of this pass builds on these pointers
 
     def _restart(self, step: Restart, pods: list[PodView], observed, outcome: Outcome) -> None:
         state = next(s for s in observed.values() if step.pod.startswith(f"{s.component.statefulset}-"))

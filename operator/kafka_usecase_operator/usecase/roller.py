@@ -91,7 +91,10 @@ def broker_blocker(broker: int, partitions: tuple[PartitionView, ...]) -> Partit
 
 
 def quorum_allows(member: int, quorum: QuorumView) -> bool:
-    """Without `member`, a majority of the quorum is still caught up with the leader."""
+    """Without `member`, a majority of the quorum is still caught up with the leader. A quorum of one
+    has no majority to keep: its restart is the outage a single member means."""
+    if quorum.size == 1:
+        return True
     return quorum.leader is not None and len(quorum.caught_up - {member}) >= quorum.size // 2 + 1
 
 
