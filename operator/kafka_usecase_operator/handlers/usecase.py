@@ -161,6 +161,8 @@ def _cluster_state(memo: kopf.Memo, c: ClusterModel) -> ClusterState:
     fingerprint = repr(sorted(config.items()))
     kept = _states.get((c.namespace, c.name))
     if kept is None or kept[0] != fingerprint:
+        if kept is not None:
+            kept[1].close()
         kept = _states[(c.namespace, c.name)] = (fingerprint, ClusterState(config, memo.settings.kafka_timeout_seconds))
     return kept[1]
 

@@ -1,10 +1,12 @@
 """What the roller needs to hear from a running cluster, and the runtime settings it applies.
 
 Partitions, their ISR and min ISR, registered brokers and the controller come from confluent-kafka
-(one metadata request, one DescribeConfigs for every topic). The KRaft quorum's state comes from
-DescribeQuorum, which confluent-kafka 2.16.1 lacks: kafka-python's `describe_metadata_quorum`,
-SCRAM-authenticated as the same admin, through any broker (it forwards to the active controller).
-ZooKeeper's state comes from each member's `srvr` four-letter word (whitelisted in zoo.cfg).
+(one metadata request, one DescribeConfigs for every topic). Two things confluent-kafka 2.16.1
+cannot do go through kafka-python's generated requests on the admin connection the quota adapter
+keeps (SCRAM-authenticated as the same admin): DescribeQuorum (the KRaft quorum's state; any broker
+forwards it to the active controller), and the cluster-wide dynamic broker defaults (the BROKER
+resource named "", which librdkafka refuses to build). ZooKeeper's state comes from each member's
+`srvr` four-letter word (whitelisted in zoo.cfg).
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from __future__ import annotations
 import socket
 from concurrent.futures import Future
 
+import kafka.errors
 from confluent_kafka import ElectionType, KafkaException
 from confluent_kafka import admin as ck
-from kafka import KafkaAdminClient
+from kafka.admin import AlterConfigOp, ConfigResourceType, ConfigSourceType
+from kafka.protocol.admin import DescribeConfigsRequest, DescribeQuorumRequest, IncrementalAlterConfigsRequest
+
+from kafka_usecase_operator.kafka.quotas import KafkaPythonQuotas
 
 from kafka_usecase_operator.usecase.configs import DynamicPlan
 from kafka_usecase_operator.usecase.roller import KafkaView, PartitionView, QuorumView
@@ -28,8 +34,12 @@ CLUSTER_WIDE = ""  # the BROKER resource name of the cluster-wide dynamic defaul
 class ClusterState:
     def __init__(self, config: dict, timeout: float = 15.0):
         """`config`: confluent-kafka settings (bootstrap, SASL) of the admin principal."""
-        self.config, self.timeout = config, timeout
+        self.timeout = timeout
         self.client = ck.AdminClient({**config, "log_level": 0})
+        self.kafka_python = KafkaPythonQuotas(config, timeout)
+
+    def close(self) -> None:
+        self.kafka_python.close()
 
     def _wait(self, future: Future):
         return future.result(timeout=self.timeout + 5)
@@ -59,17 +69,20 @@ class ClusterState:
 
     def cluster_defaults(self) -> dict[str, str]:
         """The cluster-wide dynamic broker defaults now in force."""
-        resource = ck.ConfigResource(ck.ResourceType.BROKER, CLUSTER_WIDE)
-        entries = self._wait(self.client.describe_configs([resource], request_timeout=self.timeout)[resource])
-        return {name: entry.value for name, entry in entries.items()
-                if entry.source == ck.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value}
+        response = self.kafka_python.send(DescribeConfigsRequest(
+            resources=[(ConfigResourceType.BROKER.value, CLUSTER_WIDE, None)], include_synonyms=False))
+        result = response.results[0]
+        _raise_for(result.error_code, result.error_message)
+        return {c.name: c.value for c in result.configs
+                if c.config_source == ConfigSourceType.DYNAMIC_DEFAULT_BROKER_CONFIG.value}
 
     def alter_cluster_defaults(self, plan: DynamicPlan) -> None:
-        entries = [ck.ConfigEntry(k, v, incremental_operation=ck.AlterConfigOpType.SET) for k, v in plan.set.items()]
-        entries += [ck.ConfigEntry(k, None, incremental_operation=ck.AlterConfigOpType.DELETE) for k in plan.delete]
-        resource = ck.ConfigResource(ck.ResourceType.BROKER, CLUSTER_WIDE, incremental_configs=entries)
-        for future in self.client.incremental_alter_configs([resource], request_timeout=self.timeout).values():
-            self._wait(future)
+        entries = [(k, AlterConfigOp.SET.value, v) for k, v in plan.set.items()]
+        entries += [(k, AlterConfigOp.DELETE.value, None) for k in plan.delete]
+        response = self.kafka_python.send(IncrementalAlterConfigsRequest(
+            resources=[(ConfigResourceType.BROKER.value, CLUSTER_WIDE, entries)], validate_only=False))
+        for result in response.responses:
+            _raise_for(result.error_code, result.error_message)
 
     def elect_preferred_leaders(self) -> None:
         """Leadership back to each partition's preferred replica (after a roll moved it around);
@@ -80,13 +93,11 @@ class ClusterState:
             pass
 
     def kraft_quorum(self) -> QuorumView:
-        admin = KafkaAdminClient(**_kafka_python_settings(self.config, self.timeout))
-        try:
-            described = admin.describe_metadata_quorum()
-        finally:
-            admin.close()
-        partition = described["topics"][0]["partitions"][0]
-        return kraft_quorum_view(partition)
+        topic, partition = DescribeQuorumRequest.TopicData, DescribeQuorumRequest.TopicData.PartitionData
+        response = self.kafka_python.send(DescribeQuorumRequest(
+            topics=[topic(topic_name="__cluster_metadata", partitions=[partition(partition_index=0)])]))
+        _raise_for(response.error_code, getattr(response, "error_message", None))
+        return kraft_quorum_view(response.to_dict()["topics"][0]["partitions"][0])
 
 
 def kraft_quorum_view(partition: dict) -> QuorumView:
@@ -123,11 +134,7 @@ def _zookeeper_mode(host: str, port: int, timeout: float) -> str | None:
     return None
 
 
-def _kafka_python_settings(config: dict, timeout: float) -> dict:
-    settings = {"bootstrap_servers": config["bootstrap.servers"].split(","),
-                "security_protocol": config.get("security.protocol", "PLAINTEXT"),
-                "request_timeout_ms": int(timeout * 1000), "client_id": "kafka-usecase-operator-roller"}
-    if "sasl.mechanism" in config:
-        settings.update(sasl_mechanism=config["sasl.mechanism"], sasl_plain_username=config["sasl.username"],
-                        sasl_plain_password=config["sasl.password"])
-    return settings
+def _raise_for(code: int, message: str | None) -> None:
+    if code:
+        error = kafka.errors.for_code(code)
+        raise error(message) if message else error()

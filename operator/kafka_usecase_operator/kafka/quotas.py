@@ -55,7 +55,7 @@ class KafkaPythonQuotas:
         request = DescribeClientQuotasRequest(components=[DescribeClientQuotasRequest.ComponentData(
             entity_type=USER, match_type=MATCH_ANY_NAME, match=None)], strict=True)
         try:
-            response = self._send(request)
+            response = self.send(request)
             if response.error_code:
                 raise _kafka_error(response.error_code, response.error_message)
         except Exception as error:
@@ -76,7 +76,7 @@ class KafkaPythonQuotas:
                        for key, value in sorted(change.items())])
             for user, change in changes.items()], validate_only=False)
         try:
-            response = self._send(request)
+            response = self.send(request)
         except Exception as error:
             return {user: error for user in changes}
         outcomes: dict[str, Exception | None] = {}
@@ -93,7 +93,8 @@ class KafkaPythonQuotas:
                 self._admin.close()
                 self._admin = None
 
-    def _send(self, request):
+    def send(self, request):
+        """Any request kafka-python generates, through this admin connection (connected on first use)."""
         with self._lock:
             manager = self._connect()
 
