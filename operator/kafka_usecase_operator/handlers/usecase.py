@@ -52,7 +52,7 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
         kopf.warn(body, reason=refusal.reason, message=f"change not applied: {refusal.message}")
         return
     if paused(meta):
-        _report_paused(body, patch, status, generation)
+        _report(patch, status, generation, [_paused(body)])
         return
     owner = cluster.Owner(name, uid)
     with _passes[uid]:
@@ -70,7 +70,7 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
 # One timer per in-cluster use case: keeps its children as declared and drives the roller.
 @kopf.timer(GROUP, VERSION, PLURAL, interval=OperatorSettings.from_env().cluster_check_seconds,
             when=lambda spec, **_: not spec.get("external"))
-def keep_cluster(body: kopf.Body, name: str, uid: str, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
+def keep_cluster(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.Meta, status: kopf.Status,
                  memo: kopf.Memo, **_) -> None:
     status = status or {}
     generation = status.get("observedGeneration")
@@ -79,13 +79,13 @@ def keep_cluster(body: kopf.Body, name: str, uid: str, meta: kopf.Meta, status: 
         return  # not created yet, or a refused change: nothing of it is applied, by a timer neither
     if paused(meta):
         if not _was_paused(status):
-            _report_paused(body, patch, status, generation)
+            _merge_conditions(memo, namespace, name, [_paused(body)])
         return
     try:
         spec = KafkaUseCase.parse(body)
     except InvalidSpec:
         return
-    c = cluster_model(name, body["metadata"]["namespace"], spec, memo.settings.images)
+    c = cluster_model(name, namespace, spec, memo.settings.images)
     was_rolling = any(c.get("type") == "Rolling" and c.get("status") == "True" for c in status.get("conditions", []))
     outcome = Outcome()
     with _passes[uid]:
@@ -93,11 +93,24 @@ def keep_cluster(body: kopf.Body, name: str, uid: str, meta: kopf.Meta, status: 
         budget = reconciler.roll(outcome, dict(meta.get("annotations") or {}), was_rolling)
         reconciler.apply_children(outcome, budget)
     _post(body, outcome)
-    rolling, reason, message = outcome.rolling
-    observed = [conditions.Observed("Rolling", rolling, reason, message)]
+    observed = [conditions.Observed("Rolling", *outcome.rolling)]
     if _was_paused(status):
         observed.append(_resumed())
-    patch.status["conditions"] = conditions.merge(status.get("conditions", []), observed, generation, conditions.now())
+    _merge_conditions(memo, namespace, name, observed)
+
+
+def _merge_conditions(memo: kopf.Memo, namespace: str, name: str, observed: list[conditions.Observed]) -> None:
+    """Merge conditions into the use case's status as it is now (read fresh, written only if it did not
+    change meanwhile), so a Ready that the pod and StatefulSet events computed is never put back."""
+    for _attempt in range(3):
+        owner = memo.kube.get(API_VERSION, "KafkaUseCase", namespace, name)
+        if owner is None:
+            return
+        status = owner.get("status") or {}
+        merged = conditions.merge(status.get("conditions", []), observed, status.get("observedGeneration"),
+                                  conditions.now())
+        if merged == status.get("conditions") or memo.kube.patch_status(owner, {"conditions": merged}):
+            return
 
 
 @kopf.on.event("apps", "v1", "statefulsets", labels={cluster.USE_CASE_LABEL: kopf.PRESENT,
@@ -181,12 +194,11 @@ def _resumed() -> conditions.Observed:
     return conditions.Observed("ReconciliationPaused", False, "Resumed", "changes to the cluster are applied again")
 
 
-def _report_paused(body: kopf.Body, patch: kopf.Patch, status: dict | None, generation: int | None) -> None:
+def _paused(body: kopf.Body) -> conditions.Observed:
     message = (f"annotation {cluster.GROUP}/pause-reconciliation is \"true\": no change is applied to the cluster, "
                "no pod is restarted; remove it to go on")
-    patch.status["conditions"] = conditions.merge((status or {}).get("conditions", []), [
-        conditions.Observed("ReconciliationPaused", True, "Paused", message)], generation, conditions.now())
     kopf.info(body, reason="ReconciliationPaused", message=message)
+    return conditions.Observed("ReconciliationPaused", True, "Paused", message)
 
 
 def _check_external(body, namespace, spec, status, patch, memo) -> None:
