@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from chart import CHART, helm
-from devstack import realpods
+from devstack import realpods, versions
 from kafka_usecase_operator.usecase import configs
 from waiting import eventually
 
@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.e2e]
 # DEVSTACK_KAFKA_MODES narrows the modes: `make test-slow` runs the 3 + 3 shapes one mode at a time.
 MODES = tuple(m for m in ("kraft", "zookeeper") if m in os.environ.get("DEVSTACK_KAFKA_MODES", "kraft,zookeeper"))
 RELEASE = "kuo-real"
+FIRST_VERSION = {"kraft": versions.KAFKA_KRAFT_PREVIOUS, "zookeeper": versions.KAFKA_ZOOKEEPER}
 MESSAGES = 200
 BROKERS = int(os.environ.get("DEVSTACK_BROKERS") or 1)
 TRAFFIC = 1500 if BROKERS >= 3 else 0  # records produced while pods are killed (3 brokers, replication 3)
@@ -108,8 +109,8 @@ class RealFlow:
         self.apply(realpods.python_pod(namespace, name, PROBE, [str(window), *targets]))
         return self.client_result(namespace, name)
 
-    def use_case(self, mode: str, delete_claim: bool = False) -> dict:
-        manifest = realpods.use_case(mode, self.cluster_ns[mode], BROKERS,
+    def use_case(self, mode: str, delete_claim: bool = False, version: str | None = None) -> dict:
+        manifest = realpods.use_case(mode, self.cluster_ns[mode], BROKERS, version=version,
                                      access={"from": "Selector", "selector": {"matchLabels": {ADMITTED_LABEL: "true"}}})
         if delete_claim:
             spec = manifest["spec"]
@@ -141,7 +142,8 @@ def flow(kube_cluster, real_nodes, tmp_path_factory):
     for namespace in [*flow.cluster_ns.values(), *flow.apps_ns.values(), flow.outside_ns]:
         flow.kubectl("create", "namespace", namespace)
     flow.kubectl("label", "namespace", *flow.apps_ns.values(), f"{ADMITTED_LABEL}=true")
-    flow.apply(*(flow.use_case(mode) for mode in MODES))
+    # KRaft starts on the line's previous release: a test upgrades it to the current one.
+    flow.apply(*(flow.use_case(mode, version=FIRST_VERSION[mode]) for mode in MODES))
     yield flow
     # While the operator runs and the clusters are there: it removes the users and topics it manages
     # from Kafka and releases their finalizers; then the clusters go.
@@ -174,7 +176,7 @@ def test_a_use_case_becomes_ready_only_once_its_pods_really_serve(flow, mode):
     # Ready came from the brokers' own lifecycle: the log says they started, not just that a port opened
     logs = flow.kubectl("logs", by_component["broker"][0]["metadata"]["name"], "-n", namespace)
     assert ("Transition from STARTING to STARTED" if mode == "kraft" else "] started") in logs
-    assert ready["status"]["kafkaVersion"] == ("4.3.1" if mode == "kraft" else "3.9.2")
+    assert ready["status"]["kafkaVersion"] == FIRST_VERSION[mode]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -340,6 +342,41 @@ def test_the_roller_applies_a_runtime_setting_without_a_restart_and_restarts_eac
         read = set(flow.run_client(mode, "shop", "consume", "orders", 10**6)["read"])  # until 20 s bring nothing
         assert produced["errors"] == [] and set(produced["acked"]) <= read, \
             f"{mode}: {len(set(produced['acked']) - read)} acknowledged records lost, errors {produced['errors']}"
+
+
+@pytest.mark.skipif("kraft" not in MODES, reason="the KRaft line's upgrade")
+def test_an_upgrade_rolls_the_controllers_before_the_brokers_then_raises_the_metadata_version(flow):
+    namespace, apps = flow.cluster_ns["kraft"], flow.apps_ns["kraft"]
+    eventually(lambda: flow.ready("kafkausecase", namespace, "orders"), timeout=READY_SECONDS, interval=3)
+    before = {c: pod_uids(flow, namespace, c) for c in ("controller", "broker")}
+    traffic = flow.run_client("kraft", "shop", "produce", "orders", TRAFFIC, pause=0.1, first=20_000, wait=False,
+                              timeout=120) if TRAFFIC else None
+    flow.kubectl("patch", "kafkausecase", "orders", "-n", namespace, "--type=merge", "-p",
+                 json.dumps({"spec": {"kafka": {"version": versions.KAFKA_KRAFT}}}))
+
+    def upgraded():
+        """every pod restarted, the roll over, metadata.version raised, the use case Ready"""
+        now = {c: pod_uids(flow, namespace, c) for c in before}
+        fresh = all(len(now[c]) == len(before[c]) and not set(now[c].values()) & set(before[c].values()) for c in before)
+        idle = use_case_condition(flow, namespace, "Rolling").get("status") == "False"
+        return fresh and idle and events(flow, namespace, "MetadataVersionRaised") and \
+            flow.ready("kafkausecase", namespace, "orders")
+
+    eventually(upgraded, timeout=READY_SECONDS + 300 * BROKERS, interval=3)
+    pods = json.loads(flow.kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
+    started = {p["metadata"]["name"]: p["metadata"]["creationTimestamp"] for p in pods}
+    controllers, brokers = sorted(before["controller"]), sorted(before["broker"])
+    assert max(started[c] for c in controllers) <= min(started[b] for b in brokers), started  # quorum first
+    restarts = [m.split(":")[0] for m in events(flow, namespace, "RollingRestart") if "pod template changed" in m]
+    assert sorted(restarts) == sorted(f"restarting {p}" for p in controllers + brokers), restarts  # each once
+    assert f"Kafka version: {versions.KAFKA_KRAFT}" in flow.kubectl("logs", brokers[0], "-n", namespace)
+    assert flow.ready("kafkausecase", namespace, "orders")["status"]["kafkaVersion"] == versions.KAFKA_KRAFT
+    read = set(flow.run_client("kraft", "shop", "consume", "orders", 10**6)["read"])
+    assert set(range(MESSAGES)) <= read  # what was written before the upgrade is still there
+    if traffic:
+        produced = flow.client_result(apps, traffic)
+        assert produced["errors"] == [] and set(produced["acked"]) <= read, \
+            f"{len(set(produced['acked']) - read)} acknowledged records lost, errors {produced['errors']}"
 
 
 def test_a_use_case_re_created_with_the_same_name_starts_on_its_kept_data_or_afresh(flow):

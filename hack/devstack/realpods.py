@@ -43,19 +43,21 @@ else:
 """
 
 
-def use_case(mode: str, namespace: str, brokers: int = 1, name: str = "orders", access: dict | None = None) -> dict:
+def use_case(mode: str, namespace: str, brokers: int = 1, name: str = "orders", access: dict | None = None,
+             version: str | None = None) -> dict:
     """One broker per real broker node, a quorum of 1 (3 with 3 brokers) on the metadata nodes;
-    `access`: spec.access.namespaces (default: every namespace)."""
+    `access`: spec.access.namespaces (default: every namespace); `version`: the mode's default."""
     placement = nodes.placement
     replication = min(brokers, 3)
     quorum = {"replicas": 1 if brokers == 1 else 3, "storage": {"size": "1Gi", "storageClass": nodes.STORAGE_CLASS},
               "resources": {"requests": {"memory": "384Mi", "cpu": "50m"}, "limits": {"memory": "384Mi"}},
               "placement": placement("metadata")}
+    kafka_version = {"version": version} if version else {}
     return {"apiVersion": "kafka.usecase.dev/v1alpha1", "kind": "KafkaUseCase",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"profile": "realtime", "metadataQuorum": {"mode": mode},
                      "access": {"namespaces": access or {"from": "All"}},
-                     "kafka": {"replicas": brokers,
+                     "kafka": {"replicas": brokers, **kafka_version,
                                "storage": {"size": "1Gi", "storageClass": nodes.STORAGE_CLASS},
                                "resources": {"requests": {"memory": "768Mi", "cpu": "100m"},
                                              "limits": {"memory": "768Mi"}},

@@ -2,7 +2,9 @@
 
 from kafka_usecase_operator.render.images import KAFKA_KRAFT, KAFKA_ZOOKEEPER  # pinned once, for both
 
-KAFKA_VERSIONS = (KAFKA_ZOOKEEPER, KAFKA_KRAFT)
+# The KRaft line's previous release: the real-pod tests upgrade a use case from it to KAFKA_KRAFT.
+KAFKA_KRAFT_PREVIOUS = "4.2.0"
+KAFKA_VERSIONS = (KAFKA_ZOOKEEPER, KAFKA_KRAFT_PREVIOUS, KAFKA_KRAFT)
 
 KUBERNETES = "v1.36.3"  # k8s.io/kubernetes; its staging modules are published as v0.36.3
 ETCD = "v3.6.16"

@@ -92,6 +92,20 @@ class ClusterState:
         except KafkaException:
             pass
 
+    def finalize_metadata_version(self) -> tuple[int, int] | None:
+        """KRaft: raise `metadata.version` to the newest level the brokers support, once they all run
+        a version that supports it (the controller refuses a level any node lacks). Returns (from, to)
+        when it raised it, None when it was already there. Never lowers it: a downgrade is refused
+        before anything rolls."""
+        features = self.kafka_python.admin().describe_features().get("metadata.version") or {}
+        finalized, supported = features.get("finalized"), features.get("supported")
+        if not finalized or not supported or finalized[1] >= supported[1]:
+            return None
+        answer = self.kafka_python.admin().update_features({"metadata.version": supported[1]})
+        if answer.get("metadata.version") != "OK":
+            raise RuntimeError(f"metadata.version {finalized[1]} -> {supported[1]}: {answer.get('metadata.version')}")
+        return finalized[1], supported[1]
+
     def kraft_quorum(self) -> QuorumView:
         topic, partition = DescribeQuorumRequest.TopicData, DescribeQuorumRequest.TopicData.PartitionData
         response = self.kafka_python.send(DescribeQuorumRequest(

@@ -93,6 +93,12 @@ class KafkaPythonQuotas:
                 self._admin.close()
                 self._admin = None
 
+    def admin(self) -> KafkaAdminClient:
+        """The connected kafka-python admin client, for the calls it has a method for."""
+        with self._lock:
+            self._connect()
+            return self._admin
+
     def send(self, request):
         """Any request kafka-python generates, through this admin connection (connected on first use)."""
         with self._lock:

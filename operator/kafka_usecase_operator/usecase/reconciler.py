@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from kafka_usecase_operator.kafka.cluster_state import zookeeper_quorum
@@ -91,6 +91,8 @@ class ClusterReconciler:
         try:
             admin = self.kafka()
             kafka_view = admin.kafka_view()
+            if self.c.mode == "kraft":  # a KRaft broker names any broker as "controller": no order to keep
+                kafka_view = replace(kafka_view, controller=None)
         except Exception as error:  # unreachable, not authenticated yet, timed out: nothing restarts
             log.info("use case %s/%s: brokers not asked: %s", self.c.namespace, self.c.name, error)
             kafka_view = None
@@ -104,6 +106,8 @@ class ClusterReconciler:
             if kafka_view is not None and was_rolling:
                 admin.elect_preferred_leaders()
                 outcome.event("RollFinished", "every pod runs the declared configuration; preferred leaders elected")
+                if self.c.mode == "kraft":
+                    self._finalize_metadata_version(admin, outcome)
             return _drain_budget(pods, kafka_view)
         quorum_view = self._quorum_view(admin if kafka_view else None)
         step = next_step(pods, kafka_view, quorum_view)
@@ -179,6 +183,18 @@ class ClusterReconciler:
         why = "; ".join(step.reasons)
         outcome.event("RollingRestart", f"restarting {step.pod}: {why}")
         outcome.rolling = (True, "Restarting", f"restarting {step.pod} ({why}); {len(due)} pod(s) due: {', '.join(due)}")
+
+    def _finalize_metadata_version(self, admin, outcome: Outcome) -> None:
+        """After a roll every node runs the declared version: its features can be finalized (an
+        upgrade's metadata.version goes up only now, never while older brokers run)."""
+        try:
+            raised = admin.finalize_metadata_version()
+        except Exception as error:
+            outcome.event("MetadataVersionNotRaised", f"metadata.version not raised: {error}", warning=True)
+            return
+        if raised:
+            outcome.event("MetadataVersionRaised", f"metadata.version raised from level {raised[0]} to {raised[1]}: "
+                                                   f"every node runs Kafka {self.c.version}")
 
     def _quorum_view(self, admin) -> QuorumView | None:
         try:
