@@ -258,3 +258,14 @@ def test_data_lives_below_the_volume_root_and_no_secret_is_on_a_command_line():
 
 def test_profiles_document_is_generated_from_the_table():
     assert (ROOT / "docs" / "profiles.md").read_text() == profiles.profiles_table()
+
+
+def test_the_inter_broker_protocol_stays_at_what_runs_until_every_broker_runs_the_new_version():
+    spec = KafkaUseCase.parse({"metadata": {"name": "uc"}, "spec": {
+        "metadataQuorum": {"mode": "zookeeper"}, "kafka": {"version": "3.9.2"}}})
+    fresh = cluster_model("uc", "apps", spec)
+    upgrading = cluster_model("uc", "apps", spec, status={"interBrokerProtocolVersion": "3.8"})
+
+    assert "inter.broker.protocol.version=3.9\n" in config.broker_properties(fresh)
+    assert "inter.broker.protocol.version=3.8\n" in config.broker_properties(upgrading)
+    assert "inter.broker.protocol.version" not in config.broker_properties(use_case({}))  # KRaft: metadata.version

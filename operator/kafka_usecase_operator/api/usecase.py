@@ -271,6 +271,9 @@ class KafkaUseCaseStatus(Status):
     """Ready ZooKeeper nodes or KRaft controllers out of desired."""
     admin_secret: str | None = None
     """The Secret holding the operator's admin credentials for this cluster."""
+    inter_broker_protocol_version: str | None = None
+    """ZooKeeper mode: the `inter.broker.protocol.version` the brokers speak. After an upgrade it
+    follows the new version only once every broker runs it (a second roll)."""
 
 
 KafkaUseCase = Kind(

@@ -19,7 +19,7 @@ from kafka_usecase_operator.kafka.cluster_state import ClusterState
 from kafka_usecase_operator.render import cluster
 from kafka_usecase_operator.render.model import ClusterModel, cluster_model, new_cluster_id
 from kafka_usecase_operator.settings import OperatorSettings
-from kafka_usecase_operator.usecase.reconciler import ClusterReconciler, Outcome, admin_config, paused
+from kafka_usecase_operator.usecase.reconciler import ClusterReconciler, Outcome, admin_config, paused, pod_ready
 
 # One pass at a time per use case: a spec change and the timer both apply its children and move
 # its configuration pointers.
@@ -44,7 +44,7 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
     if spec.external:
         _check_external(body, namespace, spec, status, patch, memo)
         return
-    c = cluster_model(name, namespace, spec, memo.settings.images)
+    c = cluster_model(name, namespace, spec, memo.settings.images, status)
     refusal = refuse_change(c, _running_quorum(memo.kube, c), (status or {}).get("kafkaVersion"),
                             _largest_topic_replication(memo.kube, name, namespace, memo.settings.namespaces))
     if refusal:
@@ -85,7 +85,7 @@ def keep_cluster(body: kopf.Body, name: str, namespace: str, uid: str, meta: kop
         spec = KafkaUseCase.parse(body)
     except InvalidSpec:
         return
-    c = cluster_model(name, namespace, spec, memo.settings.images)
+    c = cluster_model(name, namespace, spec, memo.settings.images, status)
     was_rolling = any(c.get("type") == "Rolling" and c.get("status") == "True" for c in status.get("conditions", []))
     outcome = Outcome()
     with _passes[uid]:
@@ -96,20 +96,23 @@ def keep_cluster(body: kopf.Body, name: str, namespace: str, uid: str, meta: kop
     observed = [conditions.Observed("Rolling", *outcome.rolling)]
     if _was_paused(status):
         observed.append(_resumed())
-    _merge_conditions(memo, namespace, name, observed)
+    _merge_conditions(memo, namespace, name, observed,
+                      {"interBrokerProtocolVersion": outcome.protocol} if outcome.protocol else {})
 
 
-def _merge_conditions(memo: kopf.Memo, namespace: str, name: str, observed: list[conditions.Observed]) -> None:
-    """Merge conditions into the use case's status as it is now (read fresh, written only if it did not
-    change meanwhile), so a Ready that the pod and StatefulSet events computed is never put back."""
+def _merge_conditions(memo: kopf.Memo, namespace: str, name: str, observed: list[conditions.Observed],
+                      fields: dict | None = None) -> None:
+    """Merge conditions (and `fields`) into the use case's status as it is now (read fresh, written only
+    if it did not change meanwhile), so a Ready that the pod and StatefulSet events computed is never
+    put back."""
     for _attempt in range(3):
         owner = memo.kube.get(API_VERSION, "KafkaUseCase", namespace, name)
         if owner is None:
             return
         status = owner.get("status") or {}
-        merged = conditions.merge(status.get("conditions", []), observed, status.get("observedGeneration"),
-                                  conditions.now())
-        if merged == status.get("conditions") or memo.kube.patch_status(owner, {"conditions": merged}):
+        new = {"conditions": conditions.merge(status.get("conditions", []), observed, status.get("observedGeneration"),
+                                              conditions.now()), **(fields or {})}
+        if all(status.get(k) == v for k, v in new.items()) or memo.kube.patch_status(owner, new):
             return
 
 
@@ -117,12 +120,30 @@ def _merge_conditions(memo: kopf.Memo, namespace: str, name: str, observed: list
                                                      "app.kubernetes.io/managed-by": cluster.MANAGED_BY})
 @kopf.on.event("v1", "pods", labels={cluster.USE_CASE_LABEL: kopf.PRESENT,
                                          "app.kubernetes.io/managed-by": cluster.MANAGED_BY})
-def child_changed(labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_) -> None:
-    """A rollout progressed or a pod was (not) scheduled: recompute the owner's status."""
+def child_changed(body: kopf.Body, labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_) -> None:
+    """A rollout progressed or a pod was (not) scheduled: recompute the owner's status. A broker that
+    goes or is not ready holds node drains at once (the next pass re-judges them on ISR)."""
     for _attempt in range(3):  # the owner may change between our read and our write: read again
         owner = memo.kube.get(API_VERSION, "KafkaUseCase", namespace, labels[cluster.USE_CASE_LABEL])
-        if owner is None or owner["metadata"].get("deletionTimestamp") or _refresh_status(owner, memo):
+        if owner is None or owner["metadata"].get("deletionTimestamp"):
             return
+        if body.get("kind") == "Pod" and labels.get("app.kubernetes.io/component") == "broker" and not pod_ready(body):
+            _hold_drains(owner, memo)
+        if _refresh_status(owner, memo):
+            return
+
+
+def _hold_drains(owner: dict, memo: kopf.Memo) -> None:
+    try:
+        spec = KafkaUseCase.parse(owner)
+    except InvalidSpec:
+        return
+    meta = owner["metadata"]
+    if spec.external or paused(meta):
+        return
+    c = cluster_model(meta["name"], meta["namespace"], spec, memo.settings.images, owner.get("status"))
+    _reconciler(memo, c, cluster.Owner(meta["name"], meta["uid"]), (owner.get("status") or {}).get("clusterId")
+                ).hold_drains()
 
 
 def _refresh_status(owner: dict, memo: kopf.Memo) -> bool:
@@ -138,7 +159,7 @@ def _refresh_status(owner: dict, memo: kopf.Memo) -> bool:
     if any(c.get("type") == "Ready" and c.get("reason") in (*REFUSALS, Reason.INVALID_SPEC)
            for c in status.get("conditions", [])):
         return True  # a refused change stays reported until the user fixes it
-    c = cluster_model(owner["metadata"]["name"], namespace, spec, memo.settings.images)
+    c = cluster_model(owner["metadata"]["name"], namespace, spec, memo.settings.images, status)
     new = _in_cluster_status(memo.kube, c, status, status["observedGeneration"], status.get("clusterId"))
     return new == {k: status.get(k) for k in new} or memo.kube.patch_status(owner, new)
 

@@ -39,6 +39,10 @@ class ClusterModel:
     ports: Ports = Ports()
     images: ImageSettings = ImageSettings()
     data_mount: str = "/var/lib/kafka/data"
+    # ZooKeeper mode: the protocol the brokers speak to each other. It stays at the version the
+    # brokers ran until every broker runs a newer one (status.interBrokerProtocolVersion), then
+    # follows it: an upgrade rolls twice, as Kafka's upgrade notes require.
+    running_protocol: str | None = None
     zookeeper_mount: str = "/var/lib/zookeeper"
 
     # --- storage -------------------------------------------------------------------------------
@@ -60,6 +64,11 @@ class ClusterModel:
     @property
     def version(self) -> str:
         return (self.spec.kafka and self.spec.kafka.version) or DEFAULT_KAFKA_VERSION[self.mode]
+
+    @property
+    def inter_broker_protocol(self) -> str:
+        """`inter.broker.protocol.version` (ZooKeeper mode): what runs, else this version's major.minor."""
+        return self.running_protocol or protocol_of(self.version)
 
     @property
     def brokers(self) -> int:
@@ -199,11 +208,17 @@ def controller_directory_id(cluster_id: str, node_id: int) -> str:
     return base64.urlsafe_b64encode(bytes(digest)).decode().rstrip("=")
 
 
+def protocol_of(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
 def cluster_model(name: str, namespace: str, spec: KafkaUseCaseSpec,
-                  images: ImageSettings = ImageSettings()) -> ClusterModel:
-    """`images` are the operator's settings; the use case's own pull policy and secrets win."""
+                  images: ImageSettings = ImageSettings(), status: dict | None = None) -> ClusterModel:
+    """`images` are the operator's settings; the use case's own pull policy and secrets win.
+    `status`: the use case's, for what the running cluster already settled (its broker protocol)."""
     if spec.image_pull_policy is not None:
         images = replace(images, pull_policy=spec.image_pull_policy)
     if spec.image_pull_secrets is not None:
         images = replace(images, pull_secrets=tuple(ref.name for ref in spec.image_pull_secrets))
-    return ClusterModel(name=name, namespace=namespace, spec=spec, images=images)
+    return ClusterModel(name=name, namespace=namespace, spec=spec, images=images,
+                        running_protocol=(status or {}).get("interBrokerProtocolVersion"))

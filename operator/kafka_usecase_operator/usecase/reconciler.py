@@ -15,7 +15,7 @@ from typing import Callable
 
 from kafka_usecase_operator.kafka.cluster_state import zookeeper_quorum
 from kafka_usecase_operator.render import cluster
-from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel
+from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel, protocol_of
 from kafka_usecase_operator.usecase import configs
 from kafka_usecase_operator.usecase.roller import KafkaView, PodView, QuorumView, Restart, Wait, broker_blocker, next_step
 
@@ -39,6 +39,7 @@ class Outcome:
 
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     rolling: tuple[bool, str, str] = (False, "Idle", "no pod is due for a restart")
+    protocol: str | None = None  # ZooKeeper mode: the inter-broker protocol the brokers may now speak
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         self.events.append(("Warning" if warning else "Normal", reason, message))
@@ -71,6 +72,16 @@ class ClusterReconciler:
                 outcome.event("ChildRestored", f"{obj['kind']} {key[1]} was missing and is re-created as declared",
                               warning=True)
             self.kube.apply(obj)
+
+    def hold_drains(self) -> None:
+        """The brokers' disruption budget to 0 now (a broker went or is not ready): an eviction must not
+        slip in between its return and the next pass's ISR judgement."""
+        live = self.kube.get("policy/v1", "PodDisruptionBudget", self.c.namespace, self.brokers.statefulset)
+        if live is None or (live.get("spec") or {}).get("maxUnavailable") == 0:
+            return
+        budget = next(o for o in cluster.build(self.c, self.owner, self.operator, self.cluster_id)
+                      if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == self.brokers.statefulset)
+        self.kube.apply(budget)  # built with Live(): broker_disruptions 0
 
     def _existing_children(self) -> dict[tuple[str, str], dict]:
         selector = f"{cluster.USE_CASE_LABEL}={self.c.name}"
@@ -108,6 +119,11 @@ class ClusterReconciler:
                 outcome.event("RollFinished", "every pod runs the declared configuration; preferred leaders elected")
                 if self.c.mode == "kraft":
                     self._finalize_metadata_version(admin, outcome)
+                elif self.c.inter_broker_protocol != protocol_of(self.c.version):
+                    outcome.protocol = protocol_of(self.c.version)
+                    outcome.event("InterBrokerProtocolRaised",
+                                  f"every broker runs Kafka {self.c.version}: inter.broker.protocol.version goes from "
+                                  f"{self.c.inter_broker_protocol} to {outcome.protocol} (one more roll)")
             return _drain_budget(pods, kafka_view)
         quorum_view = self._quorum_view(admin if kafka_view else None)
         step = next_step(pods, kafka_view, quorum_view)
@@ -146,7 +162,7 @@ class ClusterReconciler:
                 pod = state.pods.get(f"{state.component.statefulset}-{ordinal}")
                 views.append(PodView(f"{state.component.statefulset}-{ordinal}", state.component.name,
                                      _node_id(state.component, ordinal), exists=pod is not None and not
-                                     pod["metadata"].get("deletionTimestamp"), ready=_ready(pod), reasons=reasons))
+                                     pod["metadata"].get("deletionTimestamp"), ready=pod_ready(pod), reasons=reasons))
         return views, runtime_only
 
     def _apply_at_runtime(self, admin, dynamic: frozenset[str], runtime_only: dict[str, list[int]], observed,
@@ -261,7 +277,7 @@ def _node_id(component: cluster.Component, ordinal: int) -> int:
     return ordinal + (CONTROLLER_ID_OFFSET if component.name == "controller" else 0)
 
 
-def _ready(pod: dict | None) -> bool:
+def pod_ready(pod: dict | None) -> bool:
     if pod is None or pod["metadata"].get("deletionTimestamp"):
         return False
     return any(c.get("type") == "Ready" and c.get("status") == "True"

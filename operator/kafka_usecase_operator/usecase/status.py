@@ -98,9 +98,12 @@ def in_cluster_conditions(c: ClusterModel, brokers: SetObservation | None,
 
 def in_cluster_fields(c: ClusterModel, brokers: SetObservation | None, quorum: SetObservation | None,
                       cluster_id: str | None) -> dict:
-    return {"mode": c.mode, "kafkaVersion": c.version, "bootstrapServers": c.bootstrap_servers,
-            "clusterId": cluster_id, "brokers": brokers.summary() if brokers else f"0/{c.brokers}",
-            "quorum": quorum.summary() if quorum else f"0/{c.quorum_size}", "adminSecret": c.admin_secret}
+    fields = {"mode": c.mode, "kafkaVersion": c.version, "bootstrapServers": c.bootstrap_servers,
+              "clusterId": cluster_id, "brokers": brokers.summary() if brokers else f"0/{c.brokers}",
+              "quorum": quorum.summary() if quorum else f"0/{c.quorum_size}", "adminSecret": c.admin_secret}
+    if c.mode == "zookeeper":
+        fields["interBrokerProtocolVersion"] = c.inter_broker_protocol
+    return fields
 
 
 def external_conditions(error: str | None, bootstrap_servers: str) -> list[Observed]:
