@@ -8,7 +8,7 @@ CHART := charts/kafka-usecase-operator
 # Slowest tests are printed at the end of every run.
 PYTEST_FLAGS ?= --durations=15
 
-.PHONY: setup venv components crds demo test test-unit test-slow bench bench-kafka bench-twostep bench-lagaware lint clean
+.PHONY: setup venv components crds demo test test-unit test-slow bench bench-kafka bench-twostep bench-lagaware bench-roll lint clean
 
 setup: venv components
 
@@ -68,6 +68,9 @@ bench-twostep: setup  # 2-step logging: forwarder vs raw producer, send->ack lat
 
 bench-lagaware: setup  # lag-aware producer and consumer vs round robin on the 20/20/10 scenario (~12 min)
 	$(BIN)/python bench/lagaware.py
+
+bench-roll: setup  # a 3-broker real-pod use case rolled by the operator's roller vs a StatefulSet RollingUpdate (~20 min)
+	$(BIN)/python bench/roll.py
 
 lint: venv
 	$(BIN)/python -m pyflakes operator hack/devstack tests e2e bench clients/python
