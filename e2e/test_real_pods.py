@@ -344,6 +344,34 @@ def test_the_roller_applies_a_runtime_setting_without_a_restart_and_restarts_eac
             f"{mode}: {len(set(produced['acked']) - read)} acknowledged records lost, errors {produced['errors']}"
 
 
+def test_a_pod_annotated_for_a_manual_roll_restarts_once_and_a_deleted_policy_comes_back(flow):
+    quorum = {"kraft": "orders-controllers-0", "zookeeper": "orders-zookeeper-0"}
+    before = {mode: {**pod_uids(flow, flow.cluster_ns[mode], "broker"),
+                     quorum[mode]: flow.get("pod", flow.cluster_ns[mode], quorum[mode])["metadata"]["uid"]}
+              for mode in MODES}
+    for mode in MODES:
+        namespace = flow.cluster_ns[mode]
+        flow.kubectl("annotate", "pod", quorum[mode], "-n", namespace, "kafka.usecase.dev/manual-rolling-update=true")
+        flow.kubectl("delete", "networkpolicy", "orders-broker", "-n", namespace)
+    for mode in MODES:
+        namespace = flow.cluster_ns[mode]
+
+        def rolled():
+            """the annotated pod replaced and ready, the roll over"""
+            pod = flow.get("pod", namespace, quorum[mode]) or {"metadata": {}}
+            fresh = pod["metadata"].get("uid") not in (None, before[mode][quorum[mode]]) and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
+            return fresh and use_case_condition(flow, namespace, "Rolling").get("status") == "False"
+
+        eventually(rolled, timeout=READY_SECONDS, interval=3)
+        assert pod_uids(flow, namespace, "broker") == {k: v for k, v in before[mode].items() if k != quorum[mode]}
+        assert f"restarting {quorum[mode]}: manual rolling update requested" in events(flow, namespace, "RollingRestart")
+        assert "kafka.usecase.dev/manual-rolling-update" not in (
+            flow.get("pod", namespace, quorum[mode])["metadata"].get("annotations") or {})
+        assert flow.get("networkpolicy", namespace, "orders-broker")  # back as declared
+        assert any("NetworkPolicy orders-broker was missing" in m for m in events(flow, namespace, "ChildRestored"))
+
+
 @pytest.mark.skipif("kraft" not in MODES, reason="the KRaft line's upgrade")
 def test_an_upgrade_rolls_the_controllers_before_the_brokers_then_raises_the_metadata_version(flow):
     namespace, apps = flow.cluster_ns["kraft"], flow.apps_ns["kraft"]

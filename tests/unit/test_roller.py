@@ -4,7 +4,7 @@ import pytest
 
 from kafka_usecase_operator.usecase import configs
 from kafka_usecase_operator.usecase.roller import (KafkaView, PartitionView, PodView, QuorumView, Restart, Wait,
-                                                   broker_blocker, next_step)
+                                                   broker_blocker, drain_budget, next_step)
 
 pytestmark = pytest.mark.unit
 DUE = ("configuration changed",)
@@ -155,3 +155,12 @@ def test_the_cluster_wide_dynamic_defaults_follow_the_spec():
                                 {"log.retention.ms": "5", "num.io.threads": "8"}, dynamic)
     assert plan.set == {"num.io.threads": "16"} and plan.delete == ("log.retention.ms",)
     assert not configs.dynamic_plan({"num.io.threads": "16"}, {"num.io.threads": "16"}, dynamic)
+
+
+def test_a_drain_may_take_a_broker_only_while_every_partition_can_spare_any_one():
+    healthy = kafka(partition([0, 1, 2], [0, 1, 2]))
+    assert drain_budget(brokers(), healthy) == 1
+    assert drain_budget(brokers(), kafka(partition([0, 1, 2], [0, 1]))) == 0  # 2 out of sync: 0 or 1 may not go
+    assert drain_budget(brokers(ready=(0, 1)), healthy) == 0  # a broker away
+    assert drain_budget(brokers(), kafka(partition([0, 1, 2], [0, 1, 2]), registered=(0, 1))) == 0
+    assert drain_budget(brokers(), None) == 0  # the brokers could not be asked

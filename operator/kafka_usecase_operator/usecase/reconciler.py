@@ -17,7 +17,7 @@ from kafka_usecase_operator.kafka.cluster_state import zookeeper_quorum
 from kafka_usecase_operator.render import cluster
 from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel, protocol_of
 from kafka_usecase_operator.usecase import configs
-from kafka_usecase_operator.usecase.roller import KafkaView, PodView, QuorumView, Restart, Wait, broker_blocker, next_step
+from kafka_usecase_operator.usecase.roller import PodView, QuorumView, Restart, Wait, drain_budget, next_step
 
 log = logging.getLogger(__name__)
 GROUP = cluster.GROUP
@@ -124,7 +124,7 @@ class ClusterReconciler:
                     outcome.event("InterBrokerProtocolRaised",
                                   f"every broker runs Kafka {self.c.version}: inter.broker.protocol.version goes from "
                                   f"{self.c.inter_broker_protocol} to {outcome.protocol} (one more roll)")
-            return _drain_budget(pods, kafka_view)
+            return drain_budget(pods, kafka_view)
         quorum_view = self._quorum_view(admin if kafka_view else None)
         step = next_step(pods, kafka_view, quorum_view)
         if isinstance(step, Restart):
@@ -282,15 +282,6 @@ def pod_ready(pod: dict | None) -> bool:
         return False
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-def _drain_budget(pods: list[PodView], kafka: KafkaView | None) -> int:
-    """1 when a drain may take any one broker now, 0 otherwise (unknown counts as no)."""
-    if kafka is None or any(not p.exists or not p.ready for p in pods):
-        return 0
-    brokers = [p.node_id for p in pods if p.component == "broker"]
-    return int(all(broker_blocker(b, kafka.partitions) is None for b in brokers)
-               and all(b in kafka.registered for b in brokers))
 
 
 def admin_config(c: ClusterModel, secret: dict) -> dict:

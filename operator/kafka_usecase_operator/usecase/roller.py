@@ -168,3 +168,12 @@ def _next_broker(due: list[PodView], kafka: KafkaView | None) -> Restart | Wait:
 
 def _few(labels: list[str], shown: int = 5) -> str:
     return ", ".join(labels[:shown]) + (f" and {len(labels) - shown} more" if len(labels) > shown else "")
+
+
+def drain_budget(pods: list[PodView], kafka: KafkaView | None) -> int:
+    """How many brokers a voluntary disruption (a node drain) may take now: 1 only while every pod
+    is up and whichever broker goes, no partition falls below its min ISR; unknown counts as no."""
+    if kafka is None or any(not p.exists or not p.ready for p in pods):
+        return 0
+    brokers = [p.node_id for p in pods if p.component == BROKER]
+    return int(all(b in kafka.registered and broker_blocker(b, kafka.partitions) is None for b in brokers))
