@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import pytest
 import yaml
 
 from chart import CHART, helm
-from devstack import realpods, versions
+from devstack import kube, realpods, versions
 from kafka_usecase_operator.usecase import configs
 from waiting import eventually
 
@@ -57,6 +59,39 @@ threads = [threading.Thread(target=attempt, args=(t,)) for t in sys.argv[2:]]
 print(json.dumps(reached))
 """
 
+
+
+# Makes a partition under-replicated without stopping a pod: a topic whose replica on `broker` is
+# throttled to 1 KiB/s while 5 MB arrive, so that broker drops out of the ISR; `unthrottle` lifts it.
+THROTTLE = r"""
+import json, sys
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+secret = lambda key: open(f"/etc/kafka/{key}").read()
+conf = {"bootstrap.servers": sys.argv[1], "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": secret("username"), "sasl.password": secret("password")}
+action, topic, broker = sys.argv[2], sys.argv[3], sys.argv[4]
+admin = AdminClient(conf)
+op = AlterConfigOpType.SET if action == "throttle" else AlterConfigOpType.DELETE
+if action == "throttle":
+    others = [b for b in (0, 1, 2) if b != int(broker)]
+    admin.create_topics([NewTopic(topic, replica_assignment=[[*others, int(broker)]],
+                                  config={"min.insync.replicas": "2"})])[topic].result(30)
+for future in admin.incremental_alter_configs([
+        ConfigResource(ResourceType.BROKER, broker, incremental_configs=[ConfigEntry(
+            "follower.replication.throttled.rate", "1024" if action == "throttle" else None, incremental_operation=op)]),
+        ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[ConfigEntry(
+            "follower.replication.throttled.replicas", "*" if action == "throttle" else None, incremental_operation=op)]),
+]).values():
+    future.result(30)
+if action == "throttle":
+    producer = Producer({**conf, "acks": "1"})
+    for _ in range(5000):
+        producer.produce(topic, b"x" * 1000)
+        producer.poll(0)
+    producer.flush(60)
+print(json.dumps({"done": action}))
+"""
 
 
 class RealFlow:
@@ -405,6 +440,117 @@ def test_an_upgrade_rolls_the_controllers_before_the_brokers_then_raises_the_met
         produced = flow.client_result(apps, traffic)
         assert produced["errors"] == [] and set(produced["acked"]) <= read, \
             f"{len(set(produced['acked']) - read)} acknowledged records lost, errors {produced['errors']}"
+
+
+def admin_pod(flow, mode: str, script: str, args: list[str]) -> dict:
+    """A pod with the use case's admin Secret mounted (what only the cluster's admin may do)."""
+    namespace = flow.cluster_ns[mode]
+    bootstrap = flow.get("kafkausecase", namespace, "orders")["status"]["bootstrapServers"]
+    name = f"admin-{uuid.uuid4().hex[:5]}"
+    flow.apply(realpods.python_pod(namespace, name, script, [bootstrap, *args], secret="orders-kafka-admin"))
+    return flow.client_result(namespace, name)
+
+
+@pytest.mark.skipif(BROKERS < 3, reason="a partition with a replica to spare needs 3 brokers")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_roll_blocked_by_a_partition_at_min_isr_waits_naming_it_and_goes_on_once_the_isr_recovers(flow, mode):
+    namespace = flow.cluster_ns[mode]
+    eventually(lambda: use_case_condition(flow, namespace, "Rolling").get("status") == "False", timeout=300)
+    assert admin_pod(flow, mode, THROTTLE, ["throttle", "slow", "2"]) == {"done": "throttle"}
+    before = flow.get("pod", namespace, "orders-kafka-0")["metadata"]["uid"]
+    flow.kubectl("annotate", "pod", "orders-kafka-0", "-n", namespace, "kafka.usecase.dev/manual-rolling-update=true")
+
+    def held():
+        """the roll waits, naming the partition broker 2 fell behind on"""
+        rolling = use_case_condition(flow, namespace, "Rolling")
+        return rolling if rolling.get("status") == "True" and "slow-0" in rolling.get("message", "") else None
+
+    rolling = eventually(held, timeout=120, interval=2)  # broker 2 leaves the ISR after replica.lag.time.max.ms
+    assert rolling["reason"] in ("BrokerCatchingUp", "UnderMinIsr"), rolling
+    time.sleep(20)  # four passes: still held
+    assert flow.get("pod", namespace, "orders-kafka-0")["metadata"]["uid"] == before
+    assert flow.get("poddisruptionbudget", namespace, "orders-kafka")["spec"]["maxUnavailable"] == 0
+
+    assert admin_pod(flow, mode, THROTTLE, ["unthrottle", "slow", "2"]) == {"done": "unthrottle"}
+
+    def rolled():
+        """broker 0 restarted once the ISR recovered, and back"""
+        pod = flow.get("pod", namespace, "orders-kafka-0") or {"metadata": {}}
+        return pod["metadata"].get("uid") not in (None, before) and \
+            use_case_condition(flow, namespace, "Rolling").get("status") == "False"
+
+    eventually(rolled, timeout=READY_SECONDS, interval=3)
+
+
+@pytest.mark.skipif(BROKERS < 3, reason="a drain that must wait needs brokers to spare")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_node_drain_takes_a_second_broker_only_after_the_first_is_back(flow, mode):
+    namespace = flow.cluster_ns[mode]
+    eventually(lambda: flow.get("poddisruptionbudget", namespace, "orders-kafka")["spec"]["maxUnavailable"] == 1,
+               timeout=120)  # healthy and no roll: one broker may go
+    node = {name: flow.get("pod", namespace, name)["spec"]["nodeName"] for name in ("orders-kafka-0", "orders-kafka-1")}
+    first = flow.get("pod", namespace, "orders-kafka-0")["metadata"]["uid"]
+    second = flow.get("pod", namespace, "orders-kafka-1")["metadata"]["uid"]
+    traffic = flow.run_client(mode, "shop", "produce", "orders", 1000, pause=0.1, first=30_000, wait=False,
+                              timeout=120)
+    kubectl = [kube.binary("kubectl"), "--kubeconfig", str(flow.kube.kubeconfig)]
+    drain = ["drain", "--pod-selector=app.kubernetes.io/component=broker", "--ignore-daemonsets",
+             "--delete-emptydir-data"]
+    flow.kubectl(*drain[:1], node["orders-kafka-0"], *drain[1:], "--timeout=60s", timeout=90)
+    flow.kubectl("uncordon", node["orders-kafka-0"])  # its volume is on that node: it comes back there
+    second_drain = subprocess.Popen([*kubectl, *drain[:1], node["orders-kafka-1"], *drain[1:], "--timeout=600s"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        budget_while_away = set()
+
+        def first_back():
+            """broker 0 re-created and ready"""
+            pod = flow.get("pod", namespace, "orders-kafka-0") or {"metadata": {}}
+            back = pod["metadata"].get("uid") not in (None, first) and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
+            if not back:
+                budget_while_away.add(flow.get("poddisruptionbudget", namespace, "orders-kafka")["spec"]["maxUnavailable"])
+                assert flow.get("pod", namespace, "orders-kafka-1")["metadata"]["uid"] == second, \
+                    "the second broker was evicted while the first was away"
+            return back
+
+        eventually(first_back, timeout=READY_SECONDS, interval=1)
+        assert 0 in budget_while_away, budget_while_away  # the operator held drains (the PDB alone would not)
+        output, _ = second_drain.communicate(timeout=600)
+        assert second_drain.returncode == 0, output
+        assert "evicted" in output
+    finally:
+        if second_drain.poll() is None:
+            second_drain.kill()
+        flow.kubectl("uncordon", node["orders-kafka-1"])
+    eventually(lambda: flow.ready("kafkausecase", namespace, "orders"), timeout=READY_SECONDS, interval=3)
+    produced = flow.client_result(flow.apps_ns[mode], traffic)
+    read = set(flow.run_client(mode, "shop", "consume", "orders", 10**6)["read"])
+    assert produced["errors"] == [] and set(produced["acked"]) <= read, \
+        f"{len(set(produced['acked']) - read)} acknowledged records lost, errors {produced['errors']}"
+
+
+@pytest.mark.skipif(BROKERS < 3, reason="make test-slow: the kwok tests prove a pause applies nothing")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_paused_use_case_is_left_untouched_by_a_spec_change_and_rolls_once_resumed(flow, mode):
+    namespace = flow.cluster_ns[mode]
+    flow.kubectl("annotate", "kafkausecase", "orders", "-n", namespace, "kafka.usecase.dev/pause-reconciliation=true")
+    eventually(lambda: use_case_condition(flow, namespace, "ReconciliationPaused").get("status") == "True")
+    before, config = pod_uids(flow, namespace, "broker"), flow.get("configmap", namespace, "orders-kafka-config")["data"]
+    flow.kubectl("patch", "kafkausecase", "orders", "-n", namespace, "--type=merge", "-p",
+                 json.dumps({"spec": {"kafka": {"config": {"group.initial.rebalance.delay.ms": "200"}}}}))
+    time.sleep(30)  # six passes
+    assert pod_uids(flow, namespace, "broker") == before
+    assert flow.get("configmap", namespace, "orders-kafka-config")["data"] == config
+    flow.kubectl("annotate", "kafkausecase", "orders", "-n", namespace, "kafka.usecase.dev/pause-reconciliation-")
+
+    def rolled():
+        """every broker restarted after the pause ended"""
+        now = pod_uids(flow, namespace, "broker")
+        return len(now) == BROKERS and not set(now.values()) & set(before.values()) and \
+            use_case_condition(flow, namespace, "Rolling").get("status") == "False"
+
+    eventually(rolled, timeout=READY_SECONDS + 300 * BROKERS, interval=3)
 
 
 def test_a_use_case_re_created_with_the_same_name_starts_on_its_kept_data_or_afresh(flow):
