@@ -128,6 +128,8 @@ def zookeeper_quorum(members: dict[int, str], port: int, timeout: float = 3.0) -
     """`members`: myid -> host. A member that answers `srvr` as leader, follower or standalone has
     synced with the leader (a follower serves only after it has)."""
     modes = {myid: _zookeeper_mode(host, port, timeout) for myid, host in members.items()}
+    if not any(modes.values()):
+        raise ConnectionError(f"no ZooKeeper member answered srvr on port {port}")
     leader = next((myid for myid, mode in modes.items() if mode in ("leader", "standalone")), None)
     return QuorumView(len(members), leader, frozenset(m for m, mode in modes.items() if mode in
                                                        ("leader", "follower", "standalone")))
