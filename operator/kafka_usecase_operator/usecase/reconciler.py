@@ -98,32 +98,17 @@ class ClusterReconciler:
         if annotations.get(MANUAL_ROLL_ANNOTATION) == "true":
             self._manual_roll_of_every_pod(outcome)
         observed = {component.name: self._observe(component) for component in (self.brokers, self.quorum)}
-        admin = None
-        try:
-            admin = self.kafka()
-            kafka_view = admin.kafka_view()
-            if self.c.mode == "kraft":  # a KRaft broker names any broker as "controller": no order to keep
-                kafka_view = replace(kafka_view, controller=None)
-        except Exception as error:  # unreachable, not authenticated yet, timed out: nothing restarts
-            log.info("use case %s/%s: brokers not asked: %s", self.c.namespace, self.c.name, error)
-            kafka_view = None
+        admin, kafka_view = self._ask_kafka()
+        # Runtime settings are known (and applied) only while a configuration change is pending.
         dynamic = self._runtime_settable(admin) if kafka_view and observed[self.brokers.name].config_pending \
             else frozenset()
         pods, runtime_only = self._pods(observed, dynamic)
-        if runtime_only and kafka_view is not None:
+        if dynamic:
             self._apply_at_runtime(admin, dynamic, runtime_only, observed, outcome)
         due = [p for p in pods if p.reasons]
         if not due:
             if kafka_view is not None and was_rolling:
-                admin.elect_preferred_leaders()
-                outcome.event("RollFinished", "every pod runs the declared configuration; preferred leaders elected")
-                if self.c.mode == "kraft":
-                    self._finalize_metadata_version(admin, outcome)
-                elif self.c.inter_broker_protocol != protocol_of(self.c.version):
-                    outcome.protocol = protocol_of(self.c.version)
-                    outcome.event("InterBrokerProtocolRaised",
-                                  f"every broker runs Kafka {self.c.version}: inter.broker.protocol.version goes from "
-                                  f"{self.c.inter_broker_protocol} to {outcome.protocol} (one more roll)")
+                self._finish_roll(admin, outcome)
             return drain_budget(pods, kafka_view)
         quorum_view = self._quorum_view(admin if kafka_view else None)
         step = next_step(pods, kafka_view, quorum_view)
@@ -141,6 +126,31 @@ class ClusterReconciler:
         config_map = self.kube.get("v1", "ConfigMap", self.c.namespace, cluster.config_map_name(component)) or {}
         return _ComponentState(component, (sts.get("status") or {}).get("updateRevision"),
                                {p["metadata"]["name"]: p for p in pods}, config_map.get("data") or {})
+
+    def _ask_kafka(self):
+        """(admin, KafkaView), or (admin or None, None) when the brokers cannot be asked."""
+        admin = None
+        try:
+            admin = self.kafka()
+            kafka_view = admin.kafka_view()
+        except Exception as error:  # unreachable, not authenticated yet, timed out: nothing restarts
+            log.info("use case %s/%s: brokers not asked: %s", self.c.namespace, self.c.name, error)
+            return admin, None
+        if self.c.mode == "kraft":  # a KRaft broker names any broker as "controller": no order to keep
+            kafka_view = replace(kafka_view, controller=None)
+        return admin, kafka_view
+
+    def _finish_roll(self, admin, outcome: Outcome) -> None:
+        """Leadership back to the preferred replicas; an upgrade's protocol level raised."""
+        admin.elect_preferred_leaders()
+        outcome.event("RollFinished", "every pod runs the declared configuration; preferred leaders elected")
+        if self.c.mode == "kraft":
+            self._finalize_metadata_version(admin, outcome)
+        elif self.c.inter_broker_protocol != protocol_of(self.c.version):
+            outcome.protocol = protocol_of(self.c.version)
+            outcome.event("InterBrokerProtocolRaised",
+                          f"every broker runs Kafka {self.c.version}: inter.broker.protocol.version goes from "
+                          f"{self.c.inter_broker_protocol} to {outcome.protocol} (one more roll)")
 
     def _runtime_settable(self, admin) -> frozenset[str]:
         """What the brokers can change at runtime (none known: every change restarts)."""
@@ -167,6 +177,8 @@ class ClusterReconciler:
 
     def _apply_at_runtime(self, admin, dynamic: frozenset[str], runtime_only: dict[str, list[int]], observed,
                           outcome: Outcome) -> None:
+        """The spec's runtime settings as cluster-wide defaults (they win over any broker's file, so they
+        follow every change, a mixed one too), then pods whose change was only those move on."""
         plan = configs.dynamic_plan(self.c.broker_config, admin.cluster_defaults(), dynamic)
         if plan:
             try:
@@ -175,7 +187,7 @@ class ClusterReconciler:
                 outcome.event("ConfigNotApplied", f"Kafka refused the runtime settings: {error}", warning=True)
                 return
             changed = ", ".join([*(f"{k}={v}" for k, v in plan.set.items()), *(f"{k} (default)" for k in plan.delete)])
-            outcome.event("ConfigApplied", f"applied at runtime, no broker restarted: {changed}")
+            outcome.event("ConfigApplied", f"applied at runtime on every broker: {changed}")
         for name, ordinals in runtime_only.items():
             self._advance(observed[name], frozenset(ordinals))
 
