@@ -1,5 +1,6 @@
 """Start-up wires things once: kopf settings, the settings object, the Kubernetes clients (kopf's
-and ours, each with a capped connection pool), the Kafka connections and the metrics endpoint."""
+and ours, each with a capped connection pool; ours also serves the sync use-case handlers), the
+Kafka connections and the metrics endpoint."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from prometheus_client import Gauge, start_http_server
 from kafka_usecase_operator.api import GROUP
 from kafka_usecase_operator.handlers.diffbase import InMemoryDiffBase, UnmarkedProgressStorage
 from kafka_usecase_operator.kafka.connections import Connections
-from kafka_usecase_operator.kube.client import Kube, api_client
+from kafka_usecase_operator.kube.client import Kube
 from kafka_usecase_operator.kube.rest import Rest, capped_session, connection_info, user_agent
 from kafka_usecase_operator.reconcile.context import Context, NamespaceLabels
 from kafka_usecase_operator.settings import OperatorSettings
@@ -40,9 +41,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> No
     # Batches and per-principal ACL reads wait on Kafka in threads; the default pool (cores + 4) is small.
     asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(16, "kafka-admin"))
     agent = user_agent(memo.settings.pod_name)
-    memo.kube = Kube(api_client(agent), memo.settings.field_manager)
     info = connection_info(settings)
     rest = Rest(capped_session(info, memo.settings.api_connections, agent), info.server)
+    memo.kube = Kube(rest, asyncio.get_running_loop(), memo.settings.field_manager)  # the same client, for sync handlers
     connections = Connections(rest, memo.settings.kafka_timeout_seconds, memo.settings.batch_max_items,
                               memo.settings.batch_max_delay)
     memo.ctx = Context(rest, connections, memo.settings, NamespaceLabels(rest))

@@ -1,100 +1,107 @@
-"""A thin, synchronous Kubernetes client for handlers: server-side apply under one field manager,
-reads that return None for "not found", create-if-absent for generated Secrets, status patches."""
+"""Synchronous calls for the use-case handlers, over the operator's one Kubernetes client.
+
+kopf runs sync handlers in worker threads; these calls hand each request to the event loop's
+client (kube/rest.py: one aiohttp session, kopf's credentials, a capped pool) and wait for it. So
+the use-case side and the topic side share one connection pool and one set of credentials, and
+no API discovery is needed: the kinds the operator writes are known.
+
+Server-side apply under one field manager, reads that return None for "not found",
+create-if-absent for generated Secrets, status patches guarded by resourceVersion.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
-from kubernetes import config as kube_config
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
+from kafka_usecase_operator.kube.rest import ApiError, Ref, Rest
+
+PLURALS = {
+    "ConfigMap": "configmaps", "Secret": "secrets", "Service": "services", "Pod": "pods",
+    "StatefulSet": "statefulsets", "PodDisruptionBudget": "poddisruptionbudgets", "NetworkPolicy": "networkpolicies",
+    "KafkaUseCase": "kafkausecases", "KafkaTopic": "kafkatopics", "KafkaUser": "kafkausers", "KafkaAcl": "kafkaacls",
+}
 
 
-def api_client(user_agent: str) -> ApiClient:
-    """In a pod: its ServiceAccount; elsewhere: the current KUBECONFIG context."""
-    try:
-        kube_config.load_incluster_config()
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()
-    client = ApiClient()
-    client.user_agent = user_agent
-    return client
+def ref(api_version: str, kind: str, namespace: str | None, name: str = "") -> Ref:
+    return Ref(api_version, PLURALS[kind], namespace or "", name)
+
+
+def collection(api_version: str, kind: str, namespace: str | None) -> str:
+    """A collection's path: in one namespace, or across all of them."""
+    if namespace:
+        return ref(api_version, kind, namespace).collection
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{prefix}/{PLURALS[kind]}"
 
 
 class Kube:
-    def __init__(self, client: ApiClient, field_manager: str):
-        self.dynamic = DynamicClient(client)
-        self.field_manager = field_manager
+    def __init__(self, rest: Rest, loop: asyncio.AbstractEventLoop, field_manager: str):
+        self.rest, self.loop, self.field_manager = rest, loop, field_manager
 
-    def _resource(self, api_version: str, kind: str):
-        return self.dynamic.resources.get(api_version=api_version, kind=kind)
+    def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> dict | None:
+        """One request on the event loop's client; never call this from the event loop's own thread."""
+        return asyncio.run_coroutine_threadsafe(self.rest.request(method, path, body, content_type), self.loop).result()
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: the operator owns exactly the fields it sets, and takes them back if changed."""
-        resource = self._resource(obj["apiVersion"], obj["kind"])
-        return resource.server_side_apply(body=obj, namespace=obj["metadata"].get("namespace"),
-                                          field_manager=self.field_manager, force_conflicts=True).to_dict()
+        target = ref(obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        query = urlencode({"fieldManager": self.field_manager, "force": "true"})
+        return self._call("PATCH", f"{target.path}?{query}", obj, "application/apply-patch+yaml")
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        return self._call("GET", ref(api_version, kind, namespace, name).path)
 
     def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str = "") -> list[dict]:
-        found = self._resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
-        return [item.to_dict() for item in found.items]
+        """The items, each with its apiVersion and kind (a list response leaves them out)."""
+        query = f"?{urlencode({'labelSelector': label_selector})}" if label_selector else ""
+        found = self._call("GET", collection(api_version, kind, namespace) + query) or {}
+        return [{"apiVersion": api_version, "kind": kind, **item} for item in found.get("items") or []]
 
     def create_if_absent(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Return what exists, or create it (generated Secrets are made once, never replaced).
         Read first: a create is refused in a terminating namespace even when the object exists."""
-        resource = self._resource(obj["apiVersion"], obj["kind"])
-        name, namespace = obj["metadata"]["name"], obj["metadata"]["namespace"]
-        existing = self.get(obj["apiVersion"], obj["kind"], namespace, name)
+        api_version, kind, metadata = obj["apiVersion"], obj["kind"], obj["metadata"]
+        existing = self.get(api_version, kind, metadata["namespace"], metadata["name"])
         if existing is not None:
             return existing
         try:
-            return resource.create(body=obj, namespace=namespace).to_dict()
-        except ApiException as error:
+            return self._call("POST", ref(api_version, kind, metadata["namespace"]).collection, obj)
+        except ApiError as error:
             if error.status != 409:  # created meanwhile by someone else
                 raise
-        return resource.get(name=name, namespace=namespace).to_dict()
+        return self.get(api_version, kind, metadata["namespace"], metadata["name"])
 
     def set_owner_references(self, obj: dict[str, Any], references: list[dict]) -> None:
         """Replace `obj`'s ownerReferences (a merge patch replaces a list whole; [] removes them)."""
         metadata = obj["metadata"]
-        self._resource(obj["apiVersion"], obj["kind"]).patch(
-            body={"metadata": {"ownerReferences": references}}, name=metadata["name"],
-            namespace=metadata["namespace"], content_type="application/merge-patch+json")
+        self._merge_patch(ref(obj["apiVersion"], obj["kind"], metadata["namespace"], metadata["name"]).path,
+                          {"metadata": {"ownerReferences": references}})
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete; one already gone is no error."""
-        try:
-            self._resource(api_version, kind).delete(name=name, namespace=namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        self._call("DELETE", ref(api_version, kind, namespace, name).path)
 
     def annotate(self, api_version: str, kind: str, namespace: str, name: str,
                  annotations: dict[str, str | None]) -> None:
         """Set annotations (None removes one)."""
-        self._resource(api_version, kind).patch(body={"metadata": {"annotations": annotations}}, name=name,
-                                                namespace=namespace, content_type="application/merge-patch+json")
+        self._merge_patch(ref(api_version, kind, namespace, name).path, {"metadata": {"annotations": annotations}})
 
     def patch_status(self, obj: dict[str, Any], status: dict) -> bool:
         """Merge-patch the status of `obj` as it was read: False when the object changed since
         (its resourceVersion moved on: the caller re-reads and recomputes) or was deleted."""
-        resource = self._resource(obj["apiVersion"], obj["kind"])
         metadata = obj["metadata"]
+        path = ref(obj["apiVersion"], obj["kind"], metadata["namespace"], metadata["name"]).path + "/status"
         try:
-            resource.status.patch(body={"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": status},
-                                  name=metadata["name"], namespace=metadata["namespace"],
-                                  content_type="application/merge-patch+json")
-        except ApiException as error:
-            if error.status in (404, 409):
+            found = self._merge_patch(path, {"metadata": {"resourceVersion": metadata["resourceVersion"]},
+                                             "status": status})
+        except ApiError as error:
+            if error.status == 409:
                 return False
             raise
-        return True
+        return found is not None  # None: deleted
+
+    def _merge_patch(self, path: str, body: dict) -> dict | None:
+        return self._call("PATCH", path, body, "application/merge-patch+json")
+
