@@ -141,6 +141,20 @@ def test_a_config_change_restarts_no_broker_the_roller_cannot_ask_kafka_about(ku
     assert uids(kube_cluster, namespace, "broker") == brokers and uids(kube_cluster, namespace, "zookeeper") == zookeeper
 
 
+def test_a_manual_roll_of_the_use_case_marks_every_pod_once(kube_cluster, namespace, operator):
+    kube_cluster.kubectl("annotate", "kafkausecase", "analytics", "-n", namespace,
+                         "kafka.usecase.dev/manual-rolling-update=true")
+    marked = lambda: all((p["metadata"].get("annotations") or {}).get("kafka.usecase.dev/manual-rolling-update")
+                         == "true" for component in ("broker", "zookeeper")
+                         for p in pods(kube_cluster, namespace, "analytics", component))
+    eventually(marked, timeout=60)
+    annotations = get(kube_cluster, namespace, "kafkausecase", "analytics")["metadata"].get("annotations") or {}
+    assert "kafka.usecase.dev/manual-rolling-update" not in annotations  # handed to the pods, once
+    # every pod is due now (6); without Kafka's word none restarts
+    eventually(lambda: "6 pod(s) due" in condition(kube_cluster, namespace, "analytics", "Rolling").get("message", ""),
+               timeout=60)
+
+
 def test_a_paused_use_case_is_left_alone_until_resumed(kube_cluster, namespace, operator):
     kube_cluster.kubectl("annotate", "kafkausecase", "analytics", "-n", namespace,
                          "kafka.usecase.dev/pause-reconciliation=true")
