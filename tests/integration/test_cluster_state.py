@@ -31,6 +31,9 @@ def test_partitions_with_their_isr_and_min_isr(kafka_cluster):
     assert len(view.registered) == brokers and all(set(p.replicas) <= view.registered for p in mine)
     if kafka_cluster.mode == "zookeeper":
         assert view.controller in view.registered  # ZooKeeper mode: a broker is the controller
+    state.elect_preferred_leaders()  # after a roll; here every leader is preferred already: no error
+    if kafka_cluster.mode == "kraft":
+        assert state.finalize_metadata_version() is None  # formatted at its version's newest level
 
 
 def test_runtime_settings_are_told_apart_from_static_ones_and_applied_cluster_wide(kafka_cluster):

@@ -86,9 +86,10 @@ class ClusterState:
 
     def elect_preferred_leaders(self) -> None:
         """Leadership back to each partition's preferred replica (after a roll moved it around);
-        partitions already led by it answer ELECTION_NOT_NEEDED, which is no failure."""
+        partitions already led by it answer ELECTION_NOT_NEEDED, which is no failure. No timeout
+        argument: confluent-kafka 2.16.1's elect_leaders raises SystemError with any keyword."""
         try:
-            self._wait(self.client.elect_leaders(ElectionType.PREFERRED, None, request_timeout=self.timeout))
+            self._wait(self.client.elect_leaders(ElectionType.PREFERRED, None))
         except KafkaException:
             pass
 
