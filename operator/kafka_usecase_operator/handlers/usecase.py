@@ -67,9 +67,10 @@ def reconcile(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.M
         patch.status[key] = value
 
 
-# One timer per in-cluster use case: keeps its children as declared and drives the roller.
+# One timer per in-cluster use case: keeps its children as declared and drives the roller. A pass
+# that failed (an API error, say) is retried at the same pace, not after kopf's default minute.
 @kopf.timer(GROUP, VERSION, PLURAL, interval=OperatorSettings.from_env().cluster_check_seconds,
-            when=lambda spec, **_: not spec.get("external"))
+            backoff=OperatorSettings.from_env().cluster_check_seconds, when=lambda spec, **_: not spec.get("external"))
 def keep_cluster(body: kopf.Body, name: str, namespace: str, uid: str, meta: kopf.Meta, status: kopf.Status,
                  memo: kopf.Memo, **_) -> None:
     status = status or {}
