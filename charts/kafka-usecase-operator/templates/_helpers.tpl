@@ -69,7 +69,7 @@ in turn and finds the 403 it causes in the API server's audit log):
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["list", "create", "patch"]
+  verbs: ["get", "list", "create", "patch"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list", "create", "patch"]

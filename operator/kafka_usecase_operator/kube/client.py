@@ -12,8 +12,11 @@ create-if-absent for generated Secrets, status patches guarded by resourceVersio
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 from urllib.parse import urlencode
+
+import kopf
 
 from kafka_usecase_operator.kube.rest import ApiError, Ref, Rest
 
@@ -42,7 +45,14 @@ class Kube:
 
     def _call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> dict | None:
         """One request on the event loop's client; never call this from the event loop's own thread."""
-        return asyncio.run_coroutine_threadsafe(self.rest.request(method, path, body, content_type), self.loop).result()
+        try:
+            return asyncio.run_coroutine_threadsafe(self.rest.request(method, path, body, content_type),
+                                                    self.loop).result()
+        except (RuntimeError, concurrent.futures.CancelledError):  # the session or loop closed, the task cancelled
+            if not (self.rest.session.closed or self.loop.is_closed() or not self.loop.is_running()):
+                raise
+            # A handler thread kopf left running at shutdown: no traceback, and the next leader takes over.
+            raise kopf.TemporaryError("the operator is stopping") from None
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: the operator owns exactly the fields it sets, and takes them back if changed."""

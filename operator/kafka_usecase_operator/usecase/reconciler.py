@@ -98,7 +98,7 @@ class ClusterReconciler:
         if annotations.get(MANUAL_ROLL_ANNOTATION) == "true":
             self._manual_roll_of_every_pod(outcome)
         observed = {component.name: self._observe(component) for component in (self.brokers, self.quorum)}
-        admin, kafka_view = self._ask_kafka()
+        admin, kafka_view = self._ask_kafka(observed[self.brokers.name])
         # Runtime settings are known (and applied) only while a configuration change is pending.
         dynamic = self._runtime_settable(admin) if kafka_view and observed[self.brokers.name].config_pending \
             else frozenset()
@@ -127,9 +127,11 @@ class ClusterReconciler:
         return _ComponentState(component, (sts.get("status") or {}).get("updateRevision"),
                                {p["metadata"]["name"]: p for p in pods}, config_map.get("data") or {})
 
-    def _ask_kafka(self):
+    def _ask_kafka(self, brokers: _ComponentState):
         """(admin, KafkaView), or (admin or None, None) when the brokers cannot be asked."""
         admin = None
+        if not any(pod_ready(pod) for pod in brokers.pods.values()):
+            return admin, None  # none serves: not worth a metadata timeout
         try:
             admin = self.kafka()
             kafka_view = admin.kafka_view()
