@@ -27,7 +27,7 @@ import yaml
 from chart import CHART, helm
 from devstack import kube, realpods, versions
 from kafka_usecase_operator.usecase import configs
-from waiting import eventually
+from waiting import Pending, eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.e2e]
 # DEVSTACK_KAFKA_MODES narrows the modes: `make test-slow` runs the 3 + 3 shapes one mode at a time.
@@ -325,6 +325,23 @@ def use_case_condition(flow, namespace: str, kind: str) -> dict:
     return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
 
 
+def roll_pending(flow, namespace: str, old_brokers: dict[str, str]) -> Pending:
+    """What keeps a roll of the brokers from being over: brokers not yet restarted, the Rolling
+    condition while it is True, the Ready condition while it is not."""
+    pending = Pending()
+    brokers = pod_uids(flow, namespace, "broker")
+    not_restarted = sorted(n for n, uid in brokers.items() if uid in old_brokers.values())
+    if not_restarted or len(brokers) != BROKERS:
+        pending["not restarted"] = not_restarted or brokers
+    rolling = use_case_condition(flow, namespace, "Rolling")
+    if rolling.get("status") != "False":
+        pending["rolling"] = rolling.get("message") or rolling
+    ready = use_case_condition(flow, namespace, "Ready")
+    if ready.get("status") != "True":
+        pending["ready"] = ready.get("message") or ready
+    return pending
+
+
 def events(flow, namespace: str, reason: str) -> list[str]:
     items = json.loads(flow.kubectl("get", "events", "-n", namespace, "--field-selector", f"reason={reason}",
                                     "-o", "json"))["items"]
@@ -362,10 +379,7 @@ def test_the_roller_applies_a_runtime_setting_without_a_restart_and_restarts_eac
 
         def rolled():
             """every broker restarted, the roll over, the use case Ready"""
-            brokers = pod_uids(flow, namespace, "broker")
-            fresh = len(brokers) == BROKERS and not set(brokers.values()) & set(before[mode]["broker"].values())
-            idle = use_case_condition(flow, namespace, "Rolling").get("status") == "False"
-            return fresh and idle and flow.ready("kafkausecase", namespace, "orders")
+            return roll_pending(flow, namespace, before[mode]["broker"])
 
         eventually(rolled, timeout=READY_SECONDS + 300 * BROKERS, interval=3)
         restarts = [m for m in events(flow, namespace, "RollingRestart") if "group.initial.rebalance.delay.ms" in m]
@@ -546,9 +560,7 @@ def test_a_paused_use_case_is_left_untouched_by_a_spec_change_and_rolls_once_res
 
     def rolled():
         """every broker restarted after the pause ended"""
-        now = pod_uids(flow, namespace, "broker")
-        return len(now) == BROKERS and not set(now.values()) & set(before.values()) and \
-            use_case_condition(flow, namespace, "Rolling").get("status") == "False"
+        return roll_pending(flow, namespace, before)
 
     eventually(rolled, timeout=READY_SECONDS + 300 * BROKERS, interval=3)
 

@@ -267,7 +267,10 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
     local_ports = (DNS_HEALTH_PORT, DNS_READY_PORT, PROXY_HEALTHZ_PORT, POLICY_HEALTH_PORT)
     require_free_ports([("127.0.0.1", p) for p in local_ports] + [(api_host, 53)]
                        + [(api_host, KUBELET_PORT + n.index) for n in nodes], NAME)
+    if existing:  # killed without `down`: its mounts, cgroups, bridges and Node objects are still there
+        down(run_root)
     stack = Stack(NAME, run_root / NAME)
+    _clean_leftovers(stack.root)  # mounts of a stack whose state file is gone
     shutil.rmtree(stack.root, ignore_errors=True)
     stack.root.mkdir(parents=True)
     stack.config = {"nodes": [n.__dict__ for n in nodes], "host_ip": api_host,
