@@ -4,7 +4,7 @@ import pytest
 
 from kafka_usecase_operator.usecase import configs
 from kafka_usecase_operator.usecase.roller import (KafkaView, PartitionView, PodView, QuorumView, Restart, Wait,
-                                                   broker_blocker, drain_budget, next_step)
+                                                   broker_blocker, drain_budget, next_step, roll_unsettled)
 
 pytestmark = pytest.mark.unit
 DUE = ("configuration changed",)
@@ -93,6 +93,17 @@ def test_one_pod_at_a_time_and_the_next_only_once_the_last_is_back():
     # a pod deleted by someone else and not re-created yet
     pods = [PodView("uc-kafka-0", "broker", 0, exists=False), *brokers(1)[1:]]
     assert next_step(pods, kafka(), None).reason == "PodNotReady"
+
+
+def test_a_roll_is_over_only_once_its_last_restarted_pod_is_back():
+    """Leaders are elected back and an upgrade's level raised only then: not while the last broker starts."""
+    healthy = kafka(partition([0, 1, 2], [0, 1, 2]))
+    assert roll_unsettled(brokers(ready=(1, 2)), healthy, None).reason == "PodNotReady"
+    assert roll_unsettled(brokers(), None, None).reason == "KafkaUnknown"
+    assert roll_unsettled(brokers(), kafka(partition([0, 1, 2], [1, 2])), None).reason == "BrokerCatchingUp"
+    lagging = QuorumView(3, 1000, frozenset({1000, 1001}))
+    assert roll_unsettled(controllers() + brokers(), healthy, lagging).reason == "QuorumCatchingUp"
+    assert roll_unsettled(controllers() + brokers(), healthy, HEALTHY_QUORUM) is None
 
 
 def test_an_unready_pod_that_is_due_restarts_first_and_at_once():

@@ -17,7 +17,8 @@ from kafka_usecase_operator.kafka.cluster_state import zookeeper_quorum
 from kafka_usecase_operator.render import cluster
 from kafka_usecase_operator.render.model import CONTROLLER_ID_OFFSET, ClusterModel, protocol_of
 from kafka_usecase_operator.usecase import configs
-from kafka_usecase_operator.usecase.roller import PodView, QuorumView, Restart, Wait, drain_budget, next_step
+from kafka_usecase_operator.usecase.roller import (PodView, QuorumView, Restart, Wait, drain_budget, next_step,
+                                                   roll_unsettled)
 
 log = logging.getLogger(__name__)
 GROUP = cluster.GROUP
@@ -106,9 +107,13 @@ class ClusterReconciler:
         if dynamic:
             self._apply_at_runtime(admin, dynamic, runtime_only, observed, outcome)
         due = [p for p in pods if p.reasons]
+        if not due and was_rolling:
+            waiting = roll_unsettled(pods, kafka_view, self._quorum_view(admin if kafka_view else None))
+            if waiting:
+                outcome.rolling = (True, waiting.reason, f"the last restarted pod is not back: {waiting.message}")
+                return 0
+            self._finish_roll(admin, outcome)
         if not due:
-            if kafka_view is not None and was_rolling:
-                self._finish_roll(admin, outcome)
             return drain_budget(pods, kafka_view)
         quorum_view = self._quorum_view(admin if kafka_view else None)
         step = next_step(pods, kafka_view, quorum_view)

@@ -106,16 +106,27 @@ def next_step(pods: list[PodView], kafka: KafkaView | None, quorum: QuorumView |
     stuck = [p for p in due if p.exists and not p.ready]
     if stuck:
         return Restart(stuck[0].name, stuck[0].reasons)
-    absent = [p.name for p in pods if not p.exists or not p.ready]
-    if absent:
-        return Wait("PodNotReady", f"waiting for {', '.join(absent)} to be ready")
-    back = _not_back(pods, kafka, quorum)
-    if back:
-        return back
+    waiting = _not_ready(pods) or _not_back(pods, kafka, quorum)
+    if waiting:
+        return waiting
     quorum_due = [p for p in due if p.component in QUORUM_COMPONENTS]
     if quorum_due:
         return _next_quorum_member(quorum_due, quorum)
     return _next_broker(due, kafka)
+
+
+def roll_unsettled(pods: list[PodView], kafka: KafkaView | None, quorum: QuorumView | None) -> Wait | None:
+    """After the last restart of a roll: what it still waits for before it is over (leadership goes
+    back to the preferred replicas, and an upgrade's protocol level goes up, only once every pod is
+    back), or None."""
+    if kafka is None:
+        return Wait("KafkaUnknown", "the brokers could not be asked whether the restarted pods are back")
+    return _not_ready(pods) or _not_back(pods, kafka, quorum)
+
+
+def _not_ready(pods: list[PodView]) -> Wait | None:
+    absent = [p.name for p in pods if not p.exists or not p.ready]
+    return Wait("PodNotReady", f"waiting for {', '.join(absent)} to be ready") if absent else None
 
 
 def _not_back(pods: list[PodView], kafka: KafkaView | None, quorum: QuorumView | None) -> Wait | None:
