@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from kafka_usecase_operator.api.common import Reason
 from kafka_usecase_operator.conditions import Observed
+from kafka_usecase_operator.render.model import ClusterModel
 
 REFUSALS = (Reason.QUORUM_SHRINK, Reason.CONTROLLER_CHANGE, Reason.VERSION_DOWNGRADE, Reason.TOO_FEW_BROKERS)
-from kafka_usecase_operator.render.model import ClusterModel
 
 
 def _version(text: str) -> tuple[int, ...]:
