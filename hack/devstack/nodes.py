@@ -287,8 +287,7 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
         for node in nodes:
             eventually(lambda n=node: _containerd_ready(stack, n), 60, f"containerd of {node.name}",
                        log=stack.log(f"containerd-{node.name}"), alive=lambda n=node: stack.alive(f"containerd-{n.name}"))
-        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:  # one containerd each: in parallel
-            list(pool.map(lambda n: [_import_image(stack, n, image) for image in images(n)], nodes))
+        import_images(stack, nodes, images)
         stack.startup_seconds["containerd+images"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         volumes = [STORAGE_CLASS_MANIFEST]
@@ -358,6 +357,23 @@ def _containerd_ready(stack: Stack, node: RealNode) -> bool:
     sock = node.socket
     return sock.exists() and subprocess.run(["ctr", "--address", str(sock), "version"], capture_output=True,
                                             timeout=10).returncode == 0
+
+
+def import_images(stack: Stack, nodes: list[RealNode], images: Callable[[RealNode], list[Path]]) -> None:
+    """Import into each node's containerd the image archives it has not got as they are now: all of
+    them on a new node, the rebuilt ones on nodes kept running (the tags stay, the content changed)."""
+    imported = stack.config.setdefault("imported", {})  # "<node> <archive>" -> the archive's mtime
+
+    def refresh(node: RealNode) -> None:
+        for archive in images(node):
+            key, mtime = f"{node.name} {archive}", archive.stat().st_mtime
+            if imported.get(key) != mtime:
+                _import_image(stack, node, archive)
+                imported[key] = mtime
+
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:  # one containerd each: in parallel
+        list(pool.map(refresh, nodes))
+    stack.save()
 
 
 def _import_image(stack: Stack, node: RealNode, archive: Path) -> None:

@@ -136,11 +136,20 @@ def real_nodes(kube_cluster) -> list[nodes.RealNode]:
     """Real kubelets beside the kwok nodes (one broker node and one quorum node per
     DEVSTACK_BROKERS, and a general node), with the project's images built and loaded."""
     run_root = paths.run_dir()
-    already = proc.Stack.load(nodes.NAME, run_root)
-    if already and already.running():
-        return [nodes.RealNode(**n) for n in already.config["nodes"]]
     brokers = _size("DEVSTACK_BROKERS") or 1
     shape = nodes.plan(brokers=brokers, metadata=brokers)
+    already = proc.Stack.load(nodes.NAME, run_root)
+    if already and already.running():
+        running = [nodes.RealNode(**n) for n in already.config["nodes"]]
+        if running != shape:
+            pytest.fail(f"real nodes of another shape run ({already.config['shape']}; DEVSTACK_BROKERS={brokers} "
+                        "wants another): `devstack down nodes` first", pytrace=False)
+        try:
+            build.build_all()  # a changed operator is rebuilt, and reaches the running nodes
+            nodes.import_images(already, running, lambda node: images.archives(node.pool))
+        except DevstackError as error:
+            pytest.fail(f"devstack could not refresh the real nodes' images: {error}", pytrace=False)
+        return running
     try:
         build.build_all()  # the images: rebuilt when their inputs changed, otherwise cached
         stack = nodes.up(run_root, kube_cluster.stack, shape, lambda node: images.archives(node.pool))

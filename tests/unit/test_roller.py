@@ -140,6 +140,8 @@ def test_a_quorum_of_one_restarts_when_it_is_due():
 def test_without_kafkas_word_nothing_restarts():
     assert next_step(brokers(0), None, None).reason == "KafkaUnknown"
     assert next_step(controllers(0), None, None).reason == "KafkaUnknown"
+    # the quorum's state unknown: a broker does not restart either (is the last restarted controller back?)
+    assert next_step(controllers() + brokers(0), kafka(partition([0, 1, 2], [0, 1, 2])), None).reason == "KafkaUnknown"
     assert next_step(controllers(0), None, QuorumView(3, None, frozenset())).reason in ("QuorumCatchingUp", "QuorumAtRisk")
 
 

@@ -133,6 +133,9 @@ def _not_back(pods: list[PodView], kafka: KafkaView | None, quorum: QuorumView |
     """A pod that is not due and has not caught up yet: the one restarted last, or one lagging for
     another reason. (A due pod that lags is judged by the availability rule like any other.)"""
     pods = [p for p in pods if not p.reasons]
+    if quorum is None and any(p.component in QUORUM_COMPONENTS for p in pods):
+        return Wait("KafkaUnknown", "the metadata quorum's state could not be read: whether its members caught up "
+                                    "is unknown")
     if quorum is not None:
         lagging = sorted(p.name for p in pods if p.component in QUORUM_COMPONENTS and p.node_id not in quorum.caught_up)
         if lagging:
