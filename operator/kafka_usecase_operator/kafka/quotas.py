@@ -110,9 +110,9 @@ class KafkaPythonQuotas:
         try:
             return manager.run(send)
         except UNREACHABLE as error:
-            raise TimeoutError(f"client quotas request: {error}") from error
+            raise TimeoutError(f"{type(request).__name__}: {error}") from error
         except RuntimeError as error:  # closed under us (a retired connection)
-            raise TimeoutError(f"client quotas request: {error}") from error
+            raise TimeoutError(f"{type(request).__name__}: {error}") from error
 
     def _connect(self):
         """The admin client's connection manager, connected on first use. A failed attempt is not
