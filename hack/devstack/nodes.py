@@ -376,6 +376,25 @@ def import_images(stack: Stack, nodes: list[RealNode], images: Callable[[RealNod
     stack.save()
 
 
+def recycle_released_volumes(stack: Stack) -> list[str]:
+    """Wipe the local volumes whose claims are gone (Retain keeps them Released, and a node has only
+    VOLUMES_PER_NODE) and make them Available again: for a test session on nodes kept running."""
+    kubeconfig = Path(stack.config["kube_root"]) / "kubeconfig"
+    volumes = json.loads(_kubectl(kubeconfig, "get", "pv", "-l", "app.kubernetes.io/managed-by=devstack", "-o", "json"))
+    recycled = []
+    for pv in volumes["items"]:
+        if (pv.get("status") or {}).get("phase") != "Released":
+            continue
+        root = Path(pv["spec"]["local"]["path"])
+        for entry in root.iterdir():
+            if entry.name != "lost+found":
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        _kubectl(kubeconfig, "patch", "pv", pv["metadata"]["name"], "--type=json",
+                 "-p", '[{"op": "remove", "path": "/spec/claimRef"}]')
+        recycled.append(pv["metadata"]["name"])
+    return recycled
+
+
 def _import_image(stack: Stack, node: RealNode, archive: Path) -> None:
     sock = node.socket
     run(["ctr", "--address", str(sock), "-n", "k8s.io", "images", "import", "--no-unpack", str(archive)],

@@ -147,6 +147,7 @@ def real_nodes(kube_cluster) -> list[nodes.RealNode]:
         try:
             build.build_all()  # a changed operator is rebuilt, and reaches the running nodes
             nodes.import_images(already, running, lambda node: images.archives(node.pool))
+            nodes.recycle_released_volumes(already)  # the last session's use cases are gone
         except DevstackError as error:
             pytest.fail(f"devstack could not refresh the real nodes' images: {error}", pytrace=False)
         return running
