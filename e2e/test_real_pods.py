@@ -29,7 +29,8 @@ from devstack import kube, realpods, versions
 from kafka_usecase_operator.usecase import configs
 from waiting import Pending, eventually
 
-pytestmark = [pytest.mark.kube, pytest.mark.e2e]
+# A roll of 3 real brokers and their quorum on 2 shared cores outlasts the suite's 900 s per test.
+pytestmark = [pytest.mark.kube, pytest.mark.e2e, pytest.mark.timeout(1800)]
 # DEVSTACK_KAFKA_MODES narrows the modes: `make test-slow` runs the 3 + 3 shapes one mode at a time.
 MODES = tuple(m for m in ("kraft", "zookeeper") if m in os.environ.get("DEVSTACK_KAFKA_MODES", "kraft,zookeeper"))
 RELEASE = "kuo-real"
