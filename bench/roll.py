@@ -204,9 +204,7 @@ def main() -> None:
     kube_stack = Stack.load("kube", run_root)
     if not kube_stack or not kube_stack.running():
         raise DevstackError("the bench needs the control plane: `devstack up kube` first")
-    node_stack = Stack.load(nodes.NAME, run_root)
-    if not node_stack or not node_stack.running():
-        nodes.up(run_root, kube_stack, nodes.plan(brokers=BROKERS, metadata=BROKERS),
+    nodes.ensure(run_root, kube_stack, nodes.plan(brokers=BROKERS, metadata=BROKERS),
                  lambda node: images.archives(node.pool))
     bench = Bench(kube_stack)
     bench.set_up()

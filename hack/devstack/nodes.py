@@ -257,7 +257,7 @@ def require_host_support() -> None:
 def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callable[[RealNode], list[Path]]) -> Stack:
     """`images(node)`: the image archives that node's runtime gets."""
     existing = Stack.load(NAME, run_root)
-    if existing and existing.running():
+    if existing and serving(existing):
         return existing
     require_host_support()
     for binary in ("kubelet", "kube-proxy", "coredns", "kube-router"):
@@ -307,11 +307,32 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
         eventually(lambda: _http_ok(f"http://127.0.0.1:{POLICY_HEALTH_PORT}/healthz"), 60, "kube-router",
                    log=stack.log("kube-router"), alive=lambda: stack.alive("kube-router"))
         stack.startup_seconds["nodes-ready"] = round(time.monotonic() - started, 1)
+        stack.config["ready"] = True
         stack.save()
     except BaseException:
         down(run_root)
         raise
     return stack
+
+
+def ensure(run_root: Path, kube_stack: Stack, nodes: list[RealNode],
+           images: Callable[[RealNode], list[Path]]) -> Stack:
+    """Real nodes of this shape: the running ones, given the images rebuilt since and their released
+    volumes back, or new ones."""
+    existing = Stack.load(NAME, run_root)
+    if existing and serving(existing):
+        if [RealNode(**n) for n in existing.config["nodes"]] != nodes:
+            raise DevstackError(f"real nodes of another shape run ({existing.config['shape']}): "
+                                "`devstack down nodes` first")
+        import_images(existing, nodes, images)
+        recycle_released_volumes(existing)  # their claims' use cases are gone
+        return existing
+    return up(run_root, kube_stack, nodes, images)
+
+
+def serving(stack: Stack) -> bool:
+    """Every process of a stack that came all the way up still runs (one killed half-way did not)."""
+    return bool(stack.config.get("ready")) and set(stack.running()) == set(stack.pids)
 
 
 def down(run_root: Path) -> bool:

@@ -139,23 +139,14 @@ def real_nodes(kube_cluster) -> list[nodes.RealNode]:
     brokers = _size("DEVSTACK_BROKERS") or 1
     shape = nodes.plan(brokers=brokers, metadata=brokers)
     already = proc.Stack.load(nodes.NAME, run_root)
-    if already and already.running():
-        running = [nodes.RealNode(**n) for n in already.config["nodes"]]
-        if running != shape:
-            pytest.fail(f"real nodes of another shape run ({already.config['shape']}; DEVSTACK_BROKERS={brokers} "
-                        "wants another): `devstack down nodes` first", pytrace=False)
-        try:
-            build.build_all()  # a changed operator is rebuilt, and reaches the running nodes
-            nodes.import_images(already, running, lambda node: images.archives(node.pool))
-            nodes.recycle_released_volumes(already)  # the last session's use cases are gone
-        except DevstackError as error:
-            pytest.fail(f"devstack could not refresh the real nodes' images: {error}", pytrace=False)
-        return running
+    reused = bool(already and nodes.serving(already))
     try:
         build.build_all()  # the images: rebuilt when their inputs changed, otherwise cached
-        stack = nodes.up(run_root, kube_cluster.stack, shape, lambda node: images.archives(node.pool))
+        stack = nodes.ensure(run_root, kube_cluster.stack, shape, lambda node: images.archives(node.pool))
     except DevstackError as error:
         pytest.fail(f"devstack could not start real nodes: {error}", pytrace=False)
+    if reused:
+        return shape
     _started.append((nodes.NAME, lambda: nodes.down(run_root)))
     _startup[nodes.NAME] = dict(stack.startup_seconds)
     return shape
