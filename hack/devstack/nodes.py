@@ -332,7 +332,7 @@ def ensure(run_root: Path, kube_stack: Stack, nodes: list[RealNode],
 
 def serving(stack: Stack) -> bool:
     """Every process of a stack that came all the way up still runs (one killed half-way did not)."""
-    return bool(stack.config.get("ready")) and set(stack.running()) == set(stack.pids)
+    return bool(stack.config.get("ready") and stack.pids) and set(stack.running()) == set(stack.pids)
 
 
 def down(run_root: Path) -> bool:
