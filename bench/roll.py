@@ -132,13 +132,14 @@ class Bench:
         conditions = (self.get("kafkausecase", "orders").get("status") or {}).get("conditions", [])
         return any(c["type"] == "Rolling" and c["status"] == "False" for c in conditions)
 
-    def run(self, label: str, change, done) -> dict:
-        """Traffic and the ISR sampler around one roll: `change()` starts it, `done()` says it ended."""
+    def run(self, label: str, first: int, change, done) -> dict:
+        """Traffic (records numbered from `first`) and the ISR sampler around one roll: `change()`
+        starts it, `done()` says it ended."""
         sampler, producer = f"isr-{label}", f"produce-{label}"
         bootstrap = self.get("kafkausecase", "orders")["status"]["bootstrapServers"]
         self.apply(realpods.python_pod(self.ns, sampler, SAMPLER, [bootstrap, "orders", "2", "900"],
                                        secret="orders-kafka-admin"),
-                   realpods.client_pod(self.ns, producer, "shop", ["produce", "orders", "3000", "0.1", "0", "120"]))
+                   realpods.client_pod(self.ns, producer, "shop", ["produce", "orders", "3000", "0.1", str(first), "120"]))
         self.wait(lambda: (self.get("pod", sampler).get("status") or {}).get("phase") == "Running", 120, "sampler up")
         time.sleep(10)  # traffic flowing before the roll starts
         before = self.broker_uids()
@@ -169,10 +170,14 @@ class Bench:
             return (len(now) == BROKERS and not set(now.values()) & set(before.values())
                     and sts.get("readyReplicas") == BROKERS and sts.get("currentRevision") == sts.get("updateRevision"))
 
-        result = self.run("sts", change, done)
+        result = self.run("sts", 0, change, done)
         self.kubectl("annotate", "kafkausecase", "orders", "-n", self.ns, "kafka.usecase.dev/pause-reconciliation-")
         self.wait(lambda: self.get("statefulset", "orders-kafka")["spec"]["updateStrategy"]["type"] == "OnDelete",
                   120, "the operator took the StatefulSet back")
+        # Its template goes back too, which the roller rolls: let that finish before the roller's own run.
+        time.sleep(15)
+        self.wait(lambda: self.rolling_idle() and self.ready("kafkausecase", "orders"), 900,
+                  "the roll back to the operator's template finished", 5)
         return result
 
     def roller_roll(self) -> dict:
@@ -185,7 +190,7 @@ class Bench:
             return len(now) == BROKERS and not set(now.values()) & set(before.values()) and self.rolling_idle() \
                 and self.ready("kafkausecase", "orders")
 
-        return self.run("roller", change, done)
+        return self.run("roller", 100_000, change, done)
 
     def lost(self, acked: set[int]) -> int:
         reader = "consume-all"
