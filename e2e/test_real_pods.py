@@ -464,12 +464,17 @@ def test_an_upgrade_rolls_the_controllers_before_the_brokers_then_raises_the_met
 
 
 def admin_pod(flow, mode: str, script: str, args: list[str]) -> dict:
-    """A pod with the use case's admin Secret mounted (what only the cluster's admin may do)."""
-    namespace = flow.cluster_ns[mode]
+    """A pod with the use case's admin credentials (what only the cluster's admin may do). It runs in
+    the clients' namespace: the NetworkPolicy keeps pods of any namespace spec.access does not
+    admit off the brokers, the cluster's own namespace included."""
+    namespace, apps = flow.cluster_ns[mode], flow.apps_ns[mode]
     bootstrap = flow.get("kafkausecase", namespace, "orders")["status"]["bootstrapServers"]
+    admin = flow.secret(namespace, "orders-kafka-admin")
+    flow.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orders-admin", "namespace": apps},
+                "stringData": {key: admin[key] for key in ("username", "password")}})
     name = f"admin-{uuid.uuid4().hex[:5]}"
-    flow.apply(realpods.python_pod(namespace, name, script, [bootstrap, *args], secret="orders-kafka-admin"))
-    return flow.client_result(namespace, name)
+    flow.apply(realpods.python_pod(apps, name, script, [bootstrap, *args], secret="orders-admin"))
+    return flow.client_result(apps, name)
 
 
 @pytest.mark.skipif(BROKERS < 3, reason="a partition with a replica to spare needs 3 brokers")
