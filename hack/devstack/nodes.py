@@ -316,9 +316,9 @@ def up(run_root: Path, kube_stack: Stack, nodes: list[RealNode], images: Callabl
 
 
 def ensure(run_root: Path, kube_stack: Stack, nodes: list[RealNode],
-           images: Callable[[RealNode], list[Path]]) -> Stack:
-    """Real nodes of this shape: the running ones, given the images rebuilt since and their released
-    volumes back, or new ones."""
+           images: Callable[[RealNode], list[Path]]) -> tuple[Stack, bool]:
+    """Real nodes of this shape, and whether they were started now: the running ones, given the
+    images rebuilt since and their released volumes back, or new ones."""
     existing = Stack.load(NAME, run_root)
     if existing and serving(existing):
         if [RealNode(**n) for n in existing.config["nodes"]] != nodes:
@@ -326,8 +326,8 @@ def ensure(run_root: Path, kube_stack: Stack, nodes: list[RealNode],
                                 "`devstack down nodes` first")
         import_images(existing, nodes, images)
         recycle_released_volumes(existing)  # their claims' use cases are gone
-        return existing
-    return up(run_root, kube_stack, nodes, images)
+        return existing, False
+    return up(run_root, kube_stack, nodes, images), True
 
 
 def serving(stack: Stack) -> bool:

@@ -138,14 +138,12 @@ def real_nodes(kube_cluster) -> list[nodes.RealNode]:
     run_root = paths.run_dir()
     brokers = _size("DEVSTACK_BROKERS") or 1
     shape = nodes.plan(brokers=brokers, metadata=brokers)
-    already = proc.Stack.load(nodes.NAME, run_root)
-    reused = bool(already and nodes.serving(already))
     try:
         build.build_all()  # the images: rebuilt when their inputs changed, otherwise cached
-        stack = nodes.ensure(run_root, kube_cluster.stack, shape, lambda node: images.archives(node.pool))
+        stack, started = nodes.ensure(run_root, kube_cluster.stack, shape, lambda node: images.archives(node.pool))
     except DevstackError as error:
         pytest.fail(f"devstack could not start real nodes: {error}", pytrace=False)
-    if reused:
+    if not started:  # someone else's: left running
         return shape
     _started.append((nodes.NAME, lambda: nodes.down(run_root)))
     _startup[nodes.NAME] = dict(stack.startup_seconds)

@@ -107,13 +107,13 @@ class ClusterReconciler:
         if dynamic:
             self._apply_at_runtime(admin, dynamic, runtime_only, observed, outcome)
         due = [p for p in pods if p.reasons]
-        if not due and was_rolling:
-            waiting = roll_unsettled(pods, kafka_view, self._quorum_view(admin if kafka_view else None))
-            if waiting:
-                outcome.rolling = (True, waiting.reason, f"the last restarted pod is not back: {waiting.message}")
-                return 0
-            self._finish_roll(admin, outcome)
         if not due:
+            if was_rolling:
+                waiting = roll_unsettled(pods, kafka_view, self._quorum_view(admin if kafka_view else None))
+                if waiting:
+                    outcome.rolling = (True, waiting.reason, f"the last restarted pod is not back: {waiting.message}")
+                    return 0
+                self._finish_roll(admin, outcome)
             return drain_budget(pods, kafka_view)
         quorum_view = self._quorum_view(admin if kafka_view else None)
         step = next_step(pods, kafka_view, quorum_view)
