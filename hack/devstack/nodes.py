@@ -397,23 +397,23 @@ def import_images(stack: Stack, nodes: list[RealNode], images: Callable[[RealNod
     stack.save()
 
 
-def recycle_released_volumes(stack: Stack) -> list[str]:
+def recycle_released_volumes(stack: Stack) -> None:
     """Wipe the local volumes whose claims are gone (Retain keeps them Released, and a node has only
     VOLUMES_PER_NODE) and make them Available again: for a test session on nodes kept running."""
     kubeconfig = Path(stack.config["kube_root"]) / "kubeconfig"
     volumes = json.loads(_kubectl(kubeconfig, "get", "pv", "-l", "app.kubernetes.io/managed-by=devstack", "-o", "json"))
-    recycled = []
     for pv in volumes["items"]:
         if (pv.get("status") or {}).get("phase") != "Released":
             continue
-        root = Path(pv["spec"]["local"]["path"])
-        for entry in root.iterdir():
-            if entry.name != "lost+found":
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        for entry in Path(pv["spec"]["local"]["path"]).iterdir():
+            if entry.name == "lost+found":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
         _kubectl(kubeconfig, "patch", "pv", pv["metadata"]["name"], "--type=json",
                  "-p", '[{"op": "remove", "path": "/spec/claimRef"}]')
-        recycled.append(pv["metadata"]["name"])
-    return recycled
 
 
 def _import_image(stack: Stack, node: RealNode, archive: Path) -> None:
